@@ -1,0 +1,533 @@
+//! Error types, one enum per operation family: configuration, append, flush, snapshot
+//! installation and recovery. Every message carries the values involved (file, offset,
+//! expected and found) so an operator can act on the message alone.
+//!
+//! Invariant: corruption is never reported as an I/O error and never silently repaired;
+//! recovery errors name the file and byte offset of the first damage found.
+
+use std::fmt;
+use std::io;
+
+use crate::frame::{Lsn, Slot};
+
+/// What an I/O call was doing when it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IoOperation {
+    /// Listing the directory.
+    List,
+    /// Opening an existing file.
+    Open,
+    /// Creating a file.
+    Create,
+    /// Reading a file or its size.
+    Read,
+    /// Writing to a file.
+    Write,
+    /// `fdatasync` of a file.
+    SyncData,
+    /// `fsync` of the directory.
+    SyncDirectory,
+    /// Reserving space for a file.
+    Allocate,
+    /// Removing a file.
+    Remove,
+    /// Renaming a file.
+    Rename,
+}
+
+impl fmt::Display for IoOperation {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            IoOperation::List => "list",
+            IoOperation::Open => "open",
+            IoOperation::Create => "create",
+            IoOperation::Read => "read",
+            IoOperation::Write => "write",
+            IoOperation::SyncData => "sync data of",
+            IoOperation::SyncDirectory => "sync directory after",
+            IoOperation::Allocate => "allocate",
+            IoOperation::Remove => "remove",
+            IoOperation::Rename => "rename",
+        };
+        formatter.write_str(name)
+    }
+}
+
+/// An I/O call failed. Names the operation, the file and, for positional calls, the offset.
+#[derive(Debug, thiserror::Error)]
+pub struct IoFailure {
+    /// What was being done.
+    pub operation: IoOperation,
+    /// The file (or, for directory operations, the file the operation was about).
+    pub file: String,
+    /// Byte offset of a positional read or write.
+    pub offset: Option<u64>,
+    /// The underlying error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl fmt::Display for IoFailure {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{} {}", self.operation, self.file)?;
+        if let Some(offset) = self.offset {
+            write!(formatter, " at offset {offset}")?;
+        }
+        write!(formatter, " failed: {}", self.source)
+    }
+}
+
+impl IoFailure {
+    pub(crate) fn at(operation: IoOperation, file: &str, offset: u64) -> impl FnOnce(io::Error) -> IoFailure {
+        let file = file.to_owned();
+        move |source| IoFailure { operation, file, offset: Some(offset), source }
+    }
+
+    pub(crate) fn on(operation: IoOperation, file: &str) -> impl FnOnce(io::Error) -> IoFailure {
+        let file = file.to_owned();
+        move |source| IoFailure { operation, file, offset: None, source }
+    }
+}
+
+/// A storage configuration value is out of range or inconsistent with another.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value is outside its allowed range.
+    #[error("{field} = {value} is outside {min}..={max}")]
+    OutOfRange {
+        /// Field name.
+        field: &'static str,
+        /// Configured value.
+        value: u64,
+        /// Smallest allowed value.
+        min: u64,
+        /// Largest allowed value.
+        max: u64,
+    },
+    /// A relation between two values does not hold.
+    #[error("{smaller_field} = {smaller} must not exceed {larger_field} = {larger}")]
+    Inconsistent {
+        /// Field that must be the smaller one.
+        smaller_field: &'static str,
+        /// Its value.
+        smaller: u64,
+        /// Field that must be the larger one.
+        larger_field: &'static str,
+        /// Its value.
+        larger: u64,
+    },
+}
+
+/// Why the bytes at a frame position are not a valid next record.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameDefect {
+    /// Fewer bytes remain than a frame header needs.
+    #[error("frame header truncated: {available_bytes} bytes available, 32 needed")]
+    HeaderTruncated {
+        /// Bytes available from the frame start.
+        available_bytes: u64,
+    },
+    /// The header is all zeros (end-of-log marker) but non-zero bytes follow it.
+    #[error("zero frame header (end of log) followed by data")]
+    ZeroHeader,
+    /// The magic number is wrong.
+    #[error("bad frame magic {found:#010x}, expected {expected:#010x}", expected = crate::frame::FRAME_MAGIC)]
+    BadMagic {
+        /// Magic found.
+        found: u32,
+    },
+    /// The version is not one this code reads.
+    #[error("unsupported frame version {found}, expected {expected}", expected = crate::frame::FRAME_VERSION)]
+    UnsupportedVersion {
+        /// Version found.
+        found: u16,
+    },
+    /// The reserved byte is not zero.
+    #[error("reserved frame byte is {found}, expected 0")]
+    ReservedNotZero {
+        /// Value found.
+        found: u8,
+    },
+    /// The payload size field exceeds the hard limit.
+    #[error("payload size {size_bytes} exceeds maximum {size_bytes_max}")]
+    PayloadTooLarge {
+        /// Size found.
+        size_bytes: u32,
+        /// The limit.
+        size_bytes_max: u32,
+    },
+    /// The payload size field points past the end of the file.
+    #[error(
+        "frame of {frame_size_bytes} bytes extends past the end of the file ({available_bytes} bytes left)"
+    )]
+    FramePastEnd {
+        /// Frame size the header claims.
+        frame_size_bytes: u64,
+        /// Bytes left in the file from the frame start.
+        available_bytes: u64,
+    },
+    /// The checksum does not match the header and payload.
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch {
+        /// Checksum in the frame.
+        stored: u32,
+        /// Checksum of the bytes read.
+        computed: u32,
+    },
+    /// An intact frame has the wrong lsn.
+    #[error("lsn {found} out of sequence, expected {expected}")]
+    LsnOutOfSequence {
+        /// The lsn that must come next.
+        expected: Lsn,
+        /// The lsn found.
+        found: Lsn,
+    },
+    /// An intact frame has a slot lower than the one before it.
+    #[error("slot {found} is lower than the previous slot {previous}")]
+    SlotRegression {
+        /// Slot of the previous record (or of the snapshot).
+        previous: Slot,
+        /// Slot found.
+        found: Slot,
+    },
+}
+
+/// Why recovery concluded that a damaged frame is corruption rather than a torn tail.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DamageEvidence {
+    /// The frame's checksum is valid: the bytes are as written, their content is wrong.
+    #[error("the frame itself is intact")]
+    IntactFrame,
+    /// A complete, checksum-valid frame starts after the damaged one.
+    #[error("a valid frame follows at offset {offset}")]
+    ValidFrameFollows {
+        /// Offset of that frame.
+        offset: u64,
+    },
+    /// Non-zero bytes follow the damaged frame, which a torn write cannot leave.
+    #[error("non-zero data follows at offset {offset}")]
+    DataFollows {
+        /// Offset of the first such byte.
+        offset: u64,
+    },
+    /// Only the last segment can have a torn tail: earlier ones were synced before the next
+    /// segment was created.
+    #[error("the segment is not the last one")]
+    NotLastSegment,
+}
+
+/// Why a snapshot file cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotDefect {
+    /// The file is shorter than the snapshot header.
+    #[error("file of {file_size_bytes} bytes is shorter than the {header_size_bytes}-byte header")]
+    HeaderTruncated {
+        /// Size of the file.
+        file_size_bytes: u64,
+        /// Size of the header.
+        header_size_bytes: u64,
+    },
+    /// The magic number is wrong.
+    #[error("bad snapshot magic {found:#010x}, expected {expected:#010x}", expected = crate::snapshot_file::SNAPSHOT_FILE_MAGIC)]
+    BadMagic {
+        /// Magic found.
+        found: u32,
+    },
+    /// The version is not one this code reads.
+    #[error("unsupported snapshot file version {found}, expected {expected}", expected = crate::snapshot_file::SNAPSHOT_FILE_VERSION)]
+    UnsupportedVersion {
+        /// Version found.
+        found: u16,
+    },
+    /// The reserved field is not zero.
+    #[error("reserved snapshot header field is {found}, expected 0")]
+    ReservedNotZero {
+        /// Value found.
+        found: u16,
+    },
+    /// The lsn in the header differs from the lsn in the file name.
+    #[error("header lsn {header_lsn} differs from file name lsn {name_lsn}")]
+    LsnMismatch {
+        /// Lsn from the file name.
+        name_lsn: Lsn,
+        /// Lsn from the header.
+        header_lsn: Lsn,
+    },
+    /// The lsn is the largest `u64`, after which no record could follow.
+    #[error("snapshot lsn {lsn} leaves no room for a next lsn")]
+    LsnOutOfRange {
+        /// The lsn.
+        lsn: Lsn,
+    },
+    /// The file size does not match the header's payload size.
+    #[error("file is {file_size_bytes} bytes but the header describes {expected_size_bytes} bytes")]
+    SizeMismatch {
+        /// Size of the file.
+        file_size_bytes: u64,
+        /// Header size plus the payload size from the header.
+        expected_size_bytes: u64,
+    },
+    /// The payload is larger than the configured maximum.
+    #[error("snapshot payload of {size_bytes} bytes exceeds maximum {size_bytes_max}")]
+    TooLarge {
+        /// Payload size.
+        size_bytes: u64,
+        /// The configured maximum.
+        size_bytes_max: u64,
+    },
+    /// The checksum does not match.
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch {
+        /// Checksum in the header.
+        stored: u32,
+        /// Checksum of the bytes read.
+        computed: u32,
+    },
+}
+
+/// Why recovery did not fall back to an older state when the newest snapshot is unusable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FallbackRefusal {
+    /// The configuration forbids falling back.
+    #[error("falling back to an older snapshot is disabled")]
+    Disabled,
+    /// The newest older state (an older snapshot, or the empty state at lsn 0) is not joined
+    /// to the log: records between them were released.
+    #[error(
+        "the newest older state, at lsn {base_lsn}, is not bridged by the log, which starts at lsn {log_first_lsn}"
+    )]
+    NotBridged {
+        /// Lsn of the older state.
+        base_lsn: Lsn,
+        /// First lsn still in the log.
+        log_first_lsn: Lsn,
+    },
+    /// There is no log to bridge the newest older state with.
+    #[error("the newest older state, at lsn {base_lsn}, cannot be used: there are no log segments")]
+    NoLog {
+        /// Lsn of the older state.
+        base_lsn: Lsn,
+    },
+}
+
+/// Recovery failed: the directory cannot be turned into a state without guessing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoveryError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An I/O call failed.
+    #[error(transparent)]
+    Io(#[from] IoFailure),
+    /// A file name has the shape of ours but does not parse.
+    #[error("file name {name:?} has the shape of a storage file but is malformed")]
+    MalformedFileName {
+        /// The name.
+        name: String,
+    },
+    /// A segment file is larger than any segment this code writes.
+    #[error("segment {file} is {size_bytes} bytes, above the limit {size_bytes_max}")]
+    SegmentTooLarge {
+        /// The segment.
+        file: String,
+        /// Its size.
+        size_bytes: u64,
+        /// The limit.
+        size_bytes_max: u64,
+    },
+    /// Damage in the log that is not a torn tail.
+    #[error("log corruption in {file} at offset {offset}: {defect}; not a torn tail because {evidence}")]
+    Corruption {
+        /// The segment.
+        file: String,
+        /// Offset of the damaged frame.
+        offset: u64,
+        /// What is wrong with it.
+        defect: FrameDefect,
+        /// Why it cannot be a torn tail.
+        evidence: DamageEvidence,
+    },
+    /// Records between the snapshot (or lsn 0) and the end of the log are missing.
+    #[error("log records missing: expected lsn {expected_lsn} next, but {file} starts at lsn {found_lsn}")]
+    MissingRecords {
+        /// The lsn that must come next.
+        expected_lsn: Lsn,
+        /// The segment found instead.
+        file: String,
+        /// The first lsn of that segment (from its name).
+        found_lsn: Lsn,
+    },
+    /// A segment starts at an lsn the previous segment already holds.
+    #[error(
+        "segment {file} starts at lsn {first_lsn}, but the previous segment already ends at lsn {previous_last_lsn}"
+    )]
+    SegmentOverlap {
+        /// The segment.
+        file: String,
+        /// Its first lsn (from its name).
+        first_lsn: Lsn,
+        /// Last lsn of the records before it.
+        previous_last_lsn: Lsn,
+    },
+    /// The log ends before the snapshot it must extend.
+    #[error("log ends at lsn {log_last_lsn}, before snapshot {snapshot_file} at lsn {snapshot_lsn}")]
+    LogBehindSnapshot {
+        /// The snapshot.
+        snapshot_file: String,
+        /// Its lsn.
+        snapshot_lsn: Lsn,
+        /// Last lsn in the log.
+        log_last_lsn: Lsn,
+    },
+    /// The newest snapshot cannot be used and no fallback is allowed.
+    #[error("snapshot {file} is unusable: {defect}; {refusal}")]
+    SnapshotUnusable {
+        /// The snapshot.
+        file: String,
+        /// What is wrong with it.
+        defect: SnapshotDefect,
+        /// Why recovery did not fall back.
+        refusal: FallbackRefusal,
+    },
+}
+
+/// Replaying the log failed, in storage or in the caller's visitor.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError<E: std::error::Error + 'static> {
+    /// Storage could not produce the records.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    /// The visitor rejected a record.
+    #[error("replay of lsn {lsn} failed: {source}")]
+    Visitor {
+        /// The record that was rejected.
+        lsn: Lsn,
+        /// The visitor's error.
+        #[source]
+        source: E,
+    },
+}
+
+/// A record could not be appended; nothing was buffered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// An earlier I/O failure stopped this storage; recover before writing again.
+    #[error("storage is stopped by an earlier failure: {cause}")]
+    Poisoned {
+        /// The failure that stopped it.
+        cause: String,
+    },
+    /// The lsn is not the next one.
+    #[error("lsn {found} out of sequence, expected {expected}")]
+    LsnOutOfSequence {
+        /// The next lsn.
+        expected: Lsn,
+        /// The lsn given.
+        found: Lsn,
+    },
+    /// The lsn space is used up.
+    #[error("lsn {lsn} is the last possible lsn")]
+    LsnExhausted {
+        /// The lsn given.
+        lsn: Lsn,
+    },
+    /// The slot is lower than the last appended slot.
+    #[error("slot {found} is lower than the last logged slot {last}")]
+    SlotRegression {
+        /// The last appended slot.
+        last: Slot,
+        /// The slot given.
+        found: Slot,
+    },
+    /// The payload exceeds the configured maximum.
+    #[error("payload of {size_bytes} bytes exceeds maximum {size_bytes_max}")]
+    PayloadTooLarge {
+        /// Payload size.
+        size_bytes: u64,
+        /// The maximum.
+        size_bytes_max: u64,
+    },
+    /// The group-commit buffer cannot take the frame; flush first.
+    #[error(
+        "buffer holds {buffered_bytes} bytes; a {frame_size_bytes}-byte frame would exceed {buffer_size_bytes_max}"
+    )]
+    BufferFull {
+        /// Bytes buffered.
+        buffered_bytes: u64,
+        /// Size of the rejected frame.
+        frame_size_bytes: u64,
+        /// The buffer limit.
+        buffer_size_bytes_max: u64,
+    },
+}
+
+/// Buffered records could not be made durable. The storage is poisoned: every buffered
+/// record's fate is unknown until recovery.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// An earlier I/O failure stopped this storage.
+    #[error("storage is stopped by an earlier failure: {cause}")]
+    Poisoned {
+        /// The failure that stopped it.
+        cause: String,
+    },
+    /// An I/O call failed (and poisoned the storage).
+    #[error(transparent)]
+    Io(#[from] IoFailure),
+}
+
+/// A snapshot could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// An earlier I/O failure stopped this storage.
+    #[error("storage is stopped by an earlier failure: {cause}")]
+    Poisoned {
+        /// The failure that stopped it.
+        cause: String,
+    },
+    /// The snapshot is not newer than the current one.
+    #[error("snapshot lsn {requested} is not above the current snapshot lsn {current}")]
+    NotNewer {
+        /// Current snapshot lsn (0 if none).
+        current: Lsn,
+        /// Requested lsn.
+        requested: Lsn,
+    },
+    /// The snapshot covers records that are not durable yet.
+    #[error("snapshot lsn {snapshot_lsn} is above the durable lsn {durable_lsn}")]
+    AheadOfDurableLog {
+        /// Requested lsn.
+        snapshot_lsn: Lsn,
+        /// Last durable lsn.
+        durable_lsn: Lsn,
+    },
+    /// The snapshot slot is above the last logged slot.
+    #[error("snapshot slot {snapshot_slot} is above the last durable slot {durable_slot}")]
+    SlotAheadOfLog {
+        /// Requested slot.
+        snapshot_slot: Slot,
+        /// Last durable slot.
+        durable_slot: Slot,
+    },
+    /// The snapshot bytes exceed the configured maximum.
+    #[error("snapshot of {size_bytes} bytes exceeds maximum {size_bytes_max}")]
+    TooLarge {
+        /// Payload size.
+        size_bytes: u64,
+        /// The maximum.
+        size_bytes_max: u64,
+    },
+    /// An I/O call failed (and poisoned the storage).
+    #[error(transparent)]
+    Io(#[from] IoFailure),
+}

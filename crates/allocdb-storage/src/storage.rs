@@ -1,0 +1,428 @@
+//! The open storage of one node: group-commit appends to the segmented log, and snapshot
+//! installation with release of the log it covers.
+//!
+//! Durability contract (what the engine may rely on):
+//! - [`Storage::append`] only buffers. A record is durable once [`Storage::flush_and_sync`]
+//!   returns `Ok`: every record appended before the call is then on disk. In the common case a
+//!   flush is one `write` plus one `fdatasync`, whatever the number of records.
+//! - Records never straddle segments. When the next frame does not fit, the buffered bytes
+//!   before it go to the current segment, which is synced; then the next segment is created,
+//!   preallocated, synced and named durably (directory sync); then the rest is written to it.
+//!   So only the last segment can ever end in a torn write.
+//! - Any I/O failure poisons the storage: every later call fails with the first cause. After a
+//!   failed `fdatasync` the kernel may have dropped the dirty pages, so retrying could report
+//!   success for lost bytes; only recovery knows what is on disk.
+//! - [`Storage::install_snapshot`] writes `snapshot-<lsn>.snap.tmp`, syncs it, renames it into
+//!   place, syncs the directory, then removes every other snapshot file and then every segment
+//!   whose records are all covered, oldest first, each followed by a directory sync. A crash
+//!   at any point leaves either the old snapshot with the full log or the new snapshot with a
+//!   log that reaches back to it.
+//!
+//! Invariants: `durable_lsn <= next_lsn - 1`; the buffer holds exactly the frames of lsns
+//! `durable_lsn + 1 .. next_lsn`; `plan_offset` is where the next buffered frame will land in
+//! the segment it will land in; the active segment is always the last entry of `segments`.
+
+use std::collections::VecDeque;
+
+use crate::config::StorageConfig;
+use crate::error::{AppendError, FlushError, IoFailure, IoOperation, SnapshotError};
+use crate::frame::{LogRecord, Lsn, Slot, encode_frame, frame_size_bytes};
+use crate::io::{LogDirectory, LogFile};
+use crate::names::{segment_name, snapshot_name, snapshot_temporary_name};
+use crate::snapshot_file::{SNAPSHOT_FILE_HEADER_SIZE_BYTES, encode_header};
+
+/// A log segment still on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentEntry {
+    pub(crate) first_lsn: Lsn,
+    pub(crate) name: String,
+}
+
+/// The segment appends go to.
+#[derive(Debug)]
+struct ActiveSegment<F> {
+    file: F,
+    name: String,
+    /// End of the written records; everything after it is zeros.
+    write_offset: u64,
+}
+
+/// A point in the buffer where the next segment begins.
+#[derive(Clone, Copy, Debug)]
+struct Rollover {
+    buffer_offset: usize,
+    first_lsn: Lsn,
+}
+
+/// What [`Storage::install_snapshot`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInstalled {
+    /// The new snapshot file.
+    pub file_name: String,
+    /// Older snapshot files removed.
+    pub snapshots_removed: u64,
+    /// Log segments released because the snapshot covers all their records.
+    pub segments_released: u64,
+}
+
+/// Everything recovery hands over to build a [`Storage`].
+pub(crate) struct Recovered<D: LogDirectory> {
+    pub(crate) directory: D,
+    pub(crate) config: StorageConfig,
+    pub(crate) segments: Vec<SegmentEntry>,
+    pub(crate) active_file: D::File,
+    pub(crate) write_offset: u64,
+    pub(crate) last_lsn: Lsn,
+    pub(crate) last_slot: Slot,
+    pub(crate) snapshot: Option<(Lsn, String)>,
+    pub(crate) snapshot_files: Vec<String>,
+}
+
+/// The open storage of one node. Obtained from [`crate::Recovery::replay`].
+#[derive(Debug)]
+pub struct Storage<D: LogDirectory> {
+    directory: D,
+    config: StorageConfig,
+    segments: VecDeque<SegmentEntry>,
+    active: ActiveSegment<D::File>,
+    buffer: Vec<u8>,
+    rollovers: Vec<Rollover>,
+    plan_offset: u64,
+    plan_size_bytes: u64,
+    next_lsn: Lsn,
+    last_slot: Slot,
+    durable_lsn: Lsn,
+    durable_slot: Slot,
+    snapshot_lsn: Lsn,
+    /// Every snapshot file on disk, the current one included.
+    snapshot_files: Vec<String>,
+    poison: Option<String>,
+}
+
+impl<D: LogDirectory> Storage<D> {
+    pub(crate) fn recovered(parts: Recovered<D>) -> Result<Storage<D>, IoFailure> {
+        let Recovered {
+            directory,
+            config,
+            segments,
+            mut active_file,
+            write_offset,
+            last_lsn,
+            last_slot,
+            snapshot,
+            snapshot_files,
+        } = parts;
+        let active_entry =
+            segments.last().cloned().unwrap_or(SegmentEntry { first_lsn: 1, name: String::new() });
+        let mut size_bytes =
+            active_file.size_bytes().map_err(IoFailure::on(IoOperation::Read, &active_entry.name))?;
+        // An empty active segment may be smaller than a frame (a crash before its allocation
+        // was durable, or a smaller segment size in an older configuration). It cannot be
+        // rolled away from without leaving an empty segment behind, so grow it now.
+        if write_offset == 0 && size_bytes < config.segment_size_bytes {
+            active_file
+                .allocate(config.segment_size_bytes)
+                .map_err(IoFailure::on(IoOperation::Allocate, &active_entry.name))?;
+            active_file.sync_data().map_err(IoFailure::on(IoOperation::SyncData, &active_entry.name))?;
+            size_bytes = config.segment_size_bytes;
+        }
+        assert!(write_offset <= size_bytes);
+        let buffer_capacity = usize::try_from(config.buffer_size_bytes_max).unwrap_or(usize::MAX);
+        Ok(Storage {
+            directory,
+            config,
+            segments: segments.into(),
+            active: ActiveSegment { file: active_file, name: active_entry.name, write_offset },
+            buffer: Vec::with_capacity(buffer_capacity),
+            rollovers: Vec::new(),
+            plan_offset: write_offset,
+            plan_size_bytes: size_bytes,
+            next_lsn: last_lsn + 1,
+            last_slot,
+            durable_lsn: last_lsn,
+            durable_slot: last_slot,
+            snapshot_lsn: snapshot.as_ref().map_or(0, |(lsn, _)| *lsn),
+            snapshot_files,
+            poison: None,
+        })
+    }
+
+    /// Buffers `record` for the next [`Storage::flush_and_sync`]. Nothing is written yet.
+    ///
+    /// # Errors
+    /// A poisoned storage, an lsn other than [`Storage::next_lsn`], a slot below
+    /// [`Storage::last_slot`], a payload over the configured maximum, or a full buffer. On
+    /// error nothing is buffered.
+    ///
+    /// # Panics
+    /// If the storage's own segment planning is broken (a frame that fits no segment).
+    pub fn append(&mut self, record: LogRecord<'_>) -> Result<(), AppendError> {
+        if let Some(cause) = &self.poison {
+            return Err(AppendError::Poisoned { cause: cause.clone() });
+        }
+        if record.lsn != self.next_lsn {
+            return Err(AppendError::LsnOutOfSequence { expected: self.next_lsn, found: record.lsn });
+        }
+        if record.lsn == Lsn::MAX {
+            return Err(AppendError::LsnExhausted { lsn: record.lsn });
+        }
+        if record.slot < self.last_slot {
+            return Err(AppendError::SlotRegression { last: self.last_slot, found: record.slot });
+        }
+        let payload_size = u32::try_from(record.payload.len())
+            .ok()
+            .filter(|size| *size <= self.config.payload_size_bytes_max)
+            .ok_or(AppendError::PayloadTooLarge {
+                size_bytes: record.payload.len() as u64,
+                size_bytes_max: u64::from(self.config.payload_size_bytes_max),
+            })?;
+        let frame_size = frame_size_bytes(payload_size);
+        let buffered = self.buffer.len() as u64;
+        if buffered + frame_size > self.config.buffer_size_bytes_max {
+            return Err(AppendError::BufferFull {
+                buffered_bytes: buffered,
+                frame_size_bytes: frame_size,
+                buffer_size_bytes_max: self.config.buffer_size_bytes_max,
+            });
+        }
+        if self.plan_offset + frame_size > self.plan_size_bytes {
+            // The planned segment always holds a record here: an empty active segment was
+            // grown to the configured size, which fits the largest frame.
+            assert!(self.plan_offset > 0, "a frame does not fit an empty segment");
+            self.rollovers.push(Rollover { buffer_offset: self.buffer.len(), first_lsn: record.lsn });
+            self.plan_offset = 0;
+            self.plan_size_bytes = self.config.segment_size_bytes;
+        }
+        encode_frame(&record, &mut self.buffer);
+        self.plan_offset += frame_size;
+        self.next_lsn = record.lsn + 1;
+        self.last_slot = record.slot;
+        Ok(())
+    }
+
+    /// Writes every buffered record and makes it durable. Returns the durable lsn.
+    ///
+    /// # Errors
+    /// A poisoned storage, or an I/O failure, which poisons it: the buffered records may or
+    /// may not be on disk, and only recovery can tell.
+    ///
+    /// # Panics
+    /// If the bytes written disagree with the planned segment layout (a bug in this module).
+    pub fn flush_and_sync(&mut self) -> Result<Lsn, FlushError> {
+        if let Some(cause) = &self.poison {
+            return Err(FlushError::Poisoned { cause: cause.clone() });
+        }
+        if self.buffer.is_empty() {
+            return Ok(self.durable_lsn);
+        }
+        if let Err(failure) = self.write_buffer() {
+            self.poison = Some(failure.to_string());
+            return Err(failure.into());
+        }
+        assert_eq!(self.active.write_offset, self.plan_offset);
+        self.buffer.clear();
+        self.rollovers.clear();
+        self.durable_lsn = self.next_lsn - 1;
+        self.durable_slot = self.last_slot;
+        Ok(self.durable_lsn)
+    }
+
+    fn write_buffer(&mut self) -> Result<(), IoFailure> {
+        let mut chunk_start = 0;
+        let boundaries = self.rollovers.iter().map(Some).chain([None]);
+        for rollover in boundaries {
+            let chunk_end = rollover.map_or(self.buffer.len(), |rollover| rollover.buffer_offset);
+            let chunk = self.buffer.get(chunk_start..chunk_end).unwrap_or_default();
+            assert_eq!(chunk.len(), chunk_end - chunk_start);
+            if !chunk.is_empty() {
+                let active = &mut self.active;
+                let offset = active.write_offset;
+                active.file.write_all_at(offset, chunk).map_err(IoFailure::at(
+                    IoOperation::Write,
+                    &active.name,
+                    offset,
+                ))?;
+                active.file.sync_data().map_err(IoFailure::on(IoOperation::SyncData, &active.name))?;
+                active.write_offset += chunk.len() as u64;
+            }
+            if let Some(rollover) = rollover {
+                let (file, name) =
+                    create_segment(&self.directory, rollover.first_lsn, self.config.segment_size_bytes)?;
+                self.segments.push_back(SegmentEntry { first_lsn: rollover.first_lsn, name: name.clone() });
+                self.active = ActiveSegment { file, name, write_offset: 0 };
+            }
+            chunk_start = chunk_end;
+        }
+        Ok(())
+    }
+
+    /// Durably installs a snapshot covering every record up to `lsn`, then removes older
+    /// snapshots and the segments it covers (`docs/recovery.md`, "Snapshot installation").
+    ///
+    /// `slot` must be the slot of the record at `lsn` (the kernel's last request slot).
+    ///
+    /// # Errors
+    /// A poisoned storage; an `lsn` not above the current snapshot or above the durable lsn;
+    /// a `slot` above the durable slot; a payload over the maximum; or an I/O failure, which
+    /// poisons the storage.
+    pub fn install_snapshot(
+        &mut self,
+        lsn: Lsn,
+        slot: Slot,
+        payload: &[u8],
+    ) -> Result<SnapshotInstalled, SnapshotError> {
+        if let Some(cause) = &self.poison {
+            return Err(SnapshotError::Poisoned { cause: cause.clone() });
+        }
+        if lsn <= self.snapshot_lsn {
+            return Err(SnapshotError::NotNewer { current: self.snapshot_lsn, requested: lsn });
+        }
+        if lsn > self.durable_lsn {
+            return Err(SnapshotError::AheadOfDurableLog {
+                snapshot_lsn: lsn,
+                durable_lsn: self.durable_lsn,
+            });
+        }
+        if slot > self.durable_slot {
+            return Err(SnapshotError::SlotAheadOfLog {
+                snapshot_slot: slot,
+                durable_slot: self.durable_slot,
+            });
+        }
+        if payload.len() as u64 > self.config.snapshot_size_bytes_max {
+            return Err(SnapshotError::TooLarge {
+                size_bytes: payload.len() as u64,
+                size_bytes_max: self.config.snapshot_size_bytes_max,
+            });
+        }
+        match self.install_snapshot_steps(lsn, slot, payload) {
+            Ok(installed) => Ok(installed),
+            Err(failure) => {
+                self.poison = Some(failure.to_string());
+                Err(failure.into())
+            }
+        }
+    }
+
+    fn install_snapshot_steps(
+        &mut self,
+        lsn: Lsn,
+        slot: Slot,
+        payload: &[u8],
+    ) -> Result<SnapshotInstalled, IoFailure> {
+        let temporary = snapshot_temporary_name(lsn);
+        let name = snapshot_name(lsn);
+        let mut file =
+            self.directory.create(&temporary).map_err(IoFailure::on(IoOperation::Create, &temporary))?;
+        file.write_all_at(0, &encode_header(lsn, slot, payload)).map_err(IoFailure::at(
+            IoOperation::Write,
+            &temporary,
+            0,
+        ))?;
+        file.write_all_at(SNAPSHOT_FILE_HEADER_SIZE_BYTES, payload).map_err(IoFailure::at(
+            IoOperation::Write,
+            &temporary,
+            SNAPSHOT_FILE_HEADER_SIZE_BYTES,
+        ))?;
+        file.sync_data().map_err(IoFailure::on(IoOperation::SyncData, &temporary))?;
+        self.directory.rename(&temporary, &name).map_err(IoFailure::on(IoOperation::Rename, &temporary))?;
+        self.sync_directory(&name)?;
+        self.snapshot_lsn = lsn;
+        // The new snapshot is durable: older ones (and unusable ones recovery skipped) are
+        // no longer needed, and must go before the log that could bridge them is released.
+        let mut snapshots_removed = 0;
+        for old in std::mem::take(&mut self.snapshot_files) {
+            if old != name {
+                self.directory.remove(&old).map_err(IoFailure::on(IoOperation::Remove, &old))?;
+                self.sync_directory(&old)?;
+                snapshots_removed += 1;
+            }
+        }
+        self.snapshot_files = vec![name.clone()];
+        let mut segments_released = 0;
+        // A segment is covered when its successor starts at or before lsn + 1. The active
+        // segment has no successor and is never released. Oldest first keeps the log a
+        // contiguous suffix at every step.
+        while self.segments.get(1).is_some_and(|next| next.first_lsn <= lsn + 1) {
+            let Some(oldest) = self.segments.front() else { break };
+            let oldest_name = oldest.name.clone();
+            self.directory.remove(&oldest_name).map_err(IoFailure::on(IoOperation::Remove, &oldest_name))?;
+            self.sync_directory(&oldest_name)?;
+            self.segments.pop_front();
+            segments_released += 1;
+        }
+        Ok(SnapshotInstalled { file_name: name, snapshots_removed, segments_released })
+    }
+
+    fn sync_directory(&self, about: &str) -> Result<(), IoFailure> {
+        self.directory.sync().map_err(IoFailure::on(IoOperation::SyncDirectory, about))
+    }
+
+    /// The lsn the next appended record must carry.
+    pub fn next_lsn(&self) -> Lsn {
+        self.next_lsn
+    }
+
+    /// Slot of the last appended record (buffered or durable), or the recovered last slot.
+    /// The next record's slot may not be lower.
+    pub fn last_slot(&self) -> Slot {
+        self.last_slot
+    }
+
+    /// Last lsn known durable (0 if none).
+    pub fn durable_lsn(&self) -> Lsn {
+        self.durable_lsn
+    }
+
+    /// Slot of the last durable record (or the recovered last slot).
+    pub fn durable_slot(&self) -> Slot {
+        self.durable_slot
+    }
+
+    /// Lsn of the current snapshot (0 if none).
+    pub fn snapshot_lsn(&self) -> Lsn {
+        self.snapshot_lsn
+    }
+
+    /// Bytes of encoded frames waiting for the next flush.
+    pub fn buffered_size_bytes(&self) -> u64 {
+        self.buffer.len() as u64
+    }
+
+    /// Records waiting for the next flush.
+    pub fn buffered_record_count(&self) -> u64 {
+        self.next_lsn - 1 - self.durable_lsn
+    }
+
+    /// The first failure that stopped this storage, if any.
+    pub fn poison_cause(&self) -> Option<&str> {
+        self.poison.as_deref()
+    }
+
+    /// Names of the log segments on disk, oldest first; the last one is being appended to.
+    pub fn segment_names(&self) -> Vec<String> {
+        self.segments.iter().map(|segment| segment.name.clone()).collect()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+}
+
+/// Creates, preallocates and durably names the segment starting at `first_lsn`.
+///
+/// Order: the allocation is synced before the name is, so a durable name always comes with
+/// a durable size; the caller writes records only after this returns.
+pub(crate) fn create_segment<D: LogDirectory>(
+    directory: &D,
+    first_lsn: Lsn,
+    size_bytes: u64,
+) -> Result<(D::File, String), IoFailure> {
+    let name = segment_name(first_lsn);
+    let mut file = directory.create(&name).map_err(IoFailure::on(IoOperation::Create, &name))?;
+    file.allocate(size_bytes).map_err(IoFailure::on(IoOperation::Allocate, &name))?;
+    file.sync_data().map_err(IoFailure::on(IoOperation::SyncData, &name))?;
+    directory.sync().map_err(IoFailure::on(IoOperation::SyncDirectory, &name))?;
+    Ok((file, name))
+}
