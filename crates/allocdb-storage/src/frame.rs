@@ -22,7 +22,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use crate::error::FrameDefect;
+use crate::defect::FrameDefect;
 
 /// Magic number opening every frame: the bytes `ADBL` read as a little-endian `u32`.
 pub const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"ADBL");

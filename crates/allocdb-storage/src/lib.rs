@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod defect;
 mod error;
 mod frame;
 mod fs;
@@ -57,9 +58,9 @@ pub use config::{
     BUFFER_SIZE_BYTES_LIMIT, SEGMENT_SIZE_BYTES_LIMIT, SEGMENT_SIZE_BYTES_MIN, SNAPSHOT_SIZE_BYTES_LIMIT,
     SnapshotFallback, StorageConfig,
 };
+pub use defect::{DamageEvidence, FallbackRefusal, FrameDefect, SnapshotDefect};
 pub use error::{
-    AppendError, ConfigError, DamageEvidence, FallbackRefusal, FlushError, FrameDefect, IoFailure,
-    IoOperation, RecoveryError, ReplayError, SnapshotDefect, SnapshotError,
+    AppendError, ConfigError, FlushError, IoFailure, IoOperation, RecoveryError, ReplayError, SnapshotError,
 };
 pub use frame::{
     FRAME_HEADER_SIZE_BYTES, FRAME_MAGIC, FRAME_VERSION, LogRecord, Lsn, PAYLOAD_SIZE_BYTES_LIMIT,

@@ -18,7 +18,8 @@
 //! closed with an error naming the file, the offset and the reason.
 
 use crate::config::{SEGMENT_SIZE_BYTES_LIMIT, SnapshotFallback, StorageConfig};
-use crate::error::{FallbackRefusal, IoFailure, IoOperation, RecoveryError, ReplayError, SnapshotDefect};
+use crate::defect::{FallbackRefusal, SnapshotDefect};
+use crate::error::{IoFailure, IoOperation, RecoveryError, ReplayError};
 use crate::frame::{LogRecord, Lsn, Slot};
 use crate::io::{LogDirectory, LogFile};
 use crate::names::{self, FileKind};

@@ -21,7 +21,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use crate::error::{DamageEvidence, FrameDefect};
+use crate::defect::{DamageEvidence, FrameDefect};
 use crate::frame::{FRAME_HEADER_SIZE_BYTES, FRAME_MAGIC, LogRecord, Lsn, Slot, decode_frame, decode_header};
 
 /// Where a segment sits in the log.

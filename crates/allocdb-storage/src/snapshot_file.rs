@@ -21,7 +21,8 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use crate::error::{IoFailure, IoOperation, SnapshotDefect};
+use crate::defect::SnapshotDefect;
+use crate::error::{IoFailure, IoOperation};
 use crate::frame::{Lsn, Slot};
 use crate::io::LogFile;
 

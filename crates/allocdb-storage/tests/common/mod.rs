@@ -135,7 +135,7 @@ pub fn segment_names(directory: &SimDirectory) -> Vec<String> {
 
 /// Byte offset of the frame of `lsn` inside its segment, given that segment's first lsn.
 pub fn frame_offset(segment_first_lsn: Lsn, lsn: Lsn) -> u64 {
-    (segment_first_lsn..lsn).map(|earlier| frame_size(earlier)).sum()
+    (segment_first_lsn..lsn).map(frame_size).sum()
 }
 
 /// Size of the frame of the test record at `lsn`.
