@@ -201,7 +201,9 @@ impl<D: LogDirectory> Recovery<D> {
             })?;
             last = Some((file, end));
         }
-        let last_lsn = cursor.next_lsn.saturating_sub(1).max(base_lsn);
+        // With no segment at all the log is empty after the snapshot; otherwise the log ends
+        // where the cursor stopped, which must not be before any snapshot on disk.
+        let last_lsn = if needed.is_empty() { base_lsn } else { cursor.next_lsn - 1 };
         if let Some((required, snapshot_file)) = &self.required_lsn
             && last_lsn < *required
         {

@@ -155,3 +155,8 @@ pub fn encoded_frame(lsn: Lsn) -> Vec<u8> {
 pub fn visible_size(bytes: &[u8]) -> u64 {
     bytes.iter().rposition(|byte| *byte != 0).map_or(0, |index| index as u64 + 1)
 }
+
+/// The first lsn in a segment's name (`log-<20 digits>.seg`).
+pub fn segment_first_lsn(name: &str) -> Lsn {
+    name.strip_prefix("log-").and_then(|rest| rest.strip_suffix(".seg")).unwrap().parse().unwrap()
+}
