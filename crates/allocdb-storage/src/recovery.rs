@@ -20,7 +20,7 @@
 use crate::config::{SEGMENT_SIZE_BYTES_LIMIT, SnapshotFallback, StorageConfig};
 use crate::defect::{FallbackRefusal, SnapshotDefect};
 use crate::error::{IoFailure, IoOperation, RecoveryError, ReplayError};
-use crate::frame::{LogRecord, Lsn, Slot};
+use crate::frame::{FRAME_HEADER_SIZE_BYTES, LogRecord, Lsn, Slot};
 use crate::io::{LogDirectory, LogFile};
 use crate::names::{self, FileKind};
 use crate::scan::{Cursor, ScanStop, SegmentEnd, SegmentPosition, scan_segment};
@@ -426,15 +426,29 @@ fn read_segment<D: LogDirectory>(
 }
 
 /// Zeroes a torn tail so the next append starts on zeros, and makes that durable.
+///
+/// The zeros go in three synced writes, back to front: the payload, the header after the
+/// magic, then the magic. A crash during any of them, even one that tears the write, leaves
+/// a prefix of the torn frame followed by zeros, or a damaged header with only zeros after
+/// it, so the next recovery classifies the same offset as a torn tail (or a clean end)
+/// again. Zeroing front to back could leave a zero magic followed by data: corruption.
 fn repair_end<F: LogFile>(
     mut file: F,
     name: &str,
     end: SegmentEnd,
 ) -> Result<(F, Option<TornTail>), IoFailure> {
     let SegmentEnd::Torn { offset, size_bytes } = end else { return Ok((file, None)) };
-    let zeros = vec![0_u8; usize::try_from(size_bytes).unwrap_or(0)];
-    assert_eq!(zeros.len() as u64, size_bytes, "torn tail larger than one frame");
-    file.write_all_at(offset, &zeros).map_err(IoFailure::at(IoOperation::Write, name, offset))?;
-    file.sync_data().map_err(IoFailure::on(IoOperation::SyncData, name))?;
+    let written_end = offset + size_bytes;
+    let header_end = (offset + FRAME_HEADER_SIZE_BYTES).min(written_end);
+    let magic_end = (offset + 4).min(written_end);
+    for (start, stop) in [(header_end, written_end), (magic_end, header_end), (offset, magic_end)] {
+        if start == stop {
+            continue;
+        }
+        let zeros = vec![0_u8; usize::try_from(stop - start).unwrap_or(0)];
+        assert_eq!(zeros.len() as u64, stop - start, "torn tail larger than memory");
+        file.write_all_at(start, &zeros).map_err(IoFailure::at(IoOperation::Write, name, start))?;
+        file.sync_data().map_err(IoFailure::on(IoOperation::SyncData, name))?;
+    }
     Ok((file, Some(TornTail { file_name: name.to_owned(), offset, size_bytes })))
 }

@@ -13,6 +13,8 @@
 //! - Scheduled faults: the Nth write fails, the Nth sync fails, or the Nth mutation halts the
 //!   "process" (it and every later call fail until the next crash). Counters are absolute and
 //!   visible through [`SimDirectory::counters`], so a test or a simulator can aim at any step.
+//!   A crash clears a pending halt (the new process starts healthy) but keeps scheduled write
+//!   and sync failures (they belong to the device).
 //! - Media faults act on live and durable bytes at once: flip a bit, overwrite bytes, change a
 //!   size, delete a file.
 //!
