@@ -108,7 +108,16 @@ impl Kernel {
             let state = record.state();
             ensure!(lsn >= 1 && lsn <= self.last_applied_lsn, "lease lsn {lsn} out of range");
             ensure!(self.leases.find(lsn) == Some(position), "lease {lsn} not indexed at its position");
-            ensure!(record.lease_epoch >= 1, "lease {lsn} has epoch 0");
+            // Epoch 1 at reserve; exactly one withdrawing transition (release, expire, revoke)
+            // adds 1; activate and reclaim keep it. So the state fixes the epoch.
+            let expected_epoch =
+                if matches!(state, LeaseState::Reserved | LeaseState::Active) { 1 } else { 2 };
+            ensure!(
+                record.lease_epoch == expected_epoch,
+                "lease {lsn} is {} with epoch {} (expected {expected_epoch})",
+                state.as_str(),
+                record.lease_epoch
+            );
             ensure!(record.member_count >= 1, "lease {lsn} has no members");
             let members: Vec<u32> = self.leases.members(position).collect();
             ensure!(

@@ -141,7 +141,8 @@ impl Kernel {
         command: &Command<'_>,
     ) -> Outcome {
         let fingerprint = command.fingerprint();
-        if let Some(record) = self.operations.find(key)
+        let probe = self.operations.probe(key);
+        if let Some(record) = self.operations.probed_record(&probe)
             && record.request_slot + self.config.dedupe_window_slots > position.request_slot
         {
             if record.fingerprint == fingerprint {
@@ -158,7 +159,7 @@ impl Kernel {
         record.lease_lsn = outcome.lease_id.map_or(0, LeaseId::lsn);
         record.lease_epoch = outcome.lease_epoch.unwrap_or(0);
         record.deadline_slot = outcome.deadline_slot.unwrap_or(0);
-        self.operations.insert(record);
+        self.operations.insert_probed(&probe, record);
         outcome
     }
 

@@ -36,6 +36,7 @@
 
 #![forbid(unsafe_code)]
 
+mod codec;
 mod command;
 mod config;
 mod expiry_wheel;
@@ -51,6 +52,7 @@ mod snapshot;
 mod state;
 mod views;
 
+pub use codec::{CodecError, SUBMISSION_SIZE_BYTES_MAX, decode_submission, encode_submission};
 pub use command::{Command, CommandKind, LogPosition, Submission};
 pub use config::{
     BUNDLE_SIZE_LIMIT, ConfigError, EXPIRATION_BUCKET_COUNT_LIMIT, KernelConfig, TABLE_CAPACITY_LIMIT,

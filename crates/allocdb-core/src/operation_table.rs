@@ -97,6 +97,14 @@ impl IndexSlot {
     const EMPTY: IndexSlot = IndexSlot { tag: 0, ring_position: NONE };
 }
 
+/// Where a key is, or would be inserted, in the index.
+pub(crate) struct OperationProbe {
+    tag: u32,
+    index_slot: u32,
+    /// Ring position of the key's newest record, or `NONE` if the key is not indexed.
+    ring_position: u32,
+}
+
 pub(crate) struct OperationTable {
     ring: Vec<OperationRecord>,
     head: u32,
@@ -147,70 +155,65 @@ impl OperationTable {
     }
 
     #[inline]
-    fn index_find(&self, key: OperationKey, tag: u32) -> Option<u32> {
-        let mut slot_position = home_position(tag, self.index.len() as u32);
+    fn ring_position(&self, offset: u32) -> u32 {
+        // head < capacity and offset <= capacity, so one subtraction wraps it.
+        let position = self.head + offset;
+        let capacity = self.capacity();
+        if position >= capacity { position - capacity } else { position }
+    }
+
+    /// Finds `key` in the index, or the vacant slot where it would be inserted. One probe
+    /// serves both the retry lookup and the insert that follows it.
+    #[inline]
+    pub(crate) fn probe(&self, key: OperationKey) -> OperationProbe {
+        let tag = self.tag(key);
+        let mut index_slot = home_position(tag, self.index.len() as u32);
         for _ in 0..self.index.len() {
-            let slot = self.index[slot_position as usize];
+            let slot = self.index[index_slot as usize];
             if slot.ring_position == NONE {
-                return None;
+                return OperationProbe { tag, index_slot, ring_position: NONE };
             }
             if slot.tag == tag && self.ring[slot.ring_position as usize].has_key(key) {
-                return Some(slot_position);
+                return OperationProbe { tag, index_slot, ring_position: slot.ring_position };
             }
-            slot_position = self.next_index(slot_position);
+            index_slot = self.next_index(index_slot);
         }
         panic!("operation index has no empty slot");
     }
 
-    /// The newest record for `key`, expired or not.
+    /// The newest record for the probed key, expired or not.
     #[inline]
-    pub(crate) fn find(&self, key: OperationKey) -> Option<&OperationRecord> {
-        let slot_position = self.index_find(key, self.tag(key))?;
-        Some(&self.ring[self.index[slot_position as usize].ring_position as usize])
+    pub(crate) fn probed_record(&self, probe: &OperationProbe) -> Option<&OperationRecord> {
+        (probe.ring_position != NONE).then(|| &self.ring[probe.ring_position as usize])
     }
 
-    /// Appends a record at the tail and indexes it, replacing the index entry of an older
-    /// (expired) record for the same key. The caller checked [`Self::is_full`].
+    /// The newest record for `key`, expired or not.
+    pub(crate) fn find(&self, key: OperationKey) -> Option<&OperationRecord> {
+        let probe = self.probe(key);
+        (probe.ring_position != NONE).then(|| &self.ring[probe.ring_position as usize])
+    }
+
+    /// Appends a record at the tail and indexes it.
     pub(crate) fn insert(&mut self, record: OperationRecord) {
+        let probe = self.probe(record.key());
+        self.insert_probed(&probe, record);
+    }
+
+    /// Appends a record at the tail and indexes it where `probe` (taken with no change to the
+    /// table since) found its key or a vacant slot, replacing the index entry of an older,
+    /// expired record for the same key. The caller checked [`Self::is_full`].
+    pub(crate) fn insert_probed(&mut self, probe: &OperationProbe, record: OperationRecord) {
         assert!(!self.is_full(), "operation table over capacity");
-        let capacity = self.capacity();
-        let ring_position = (self.head + self.count) % capacity;
+        let ring_position = self.ring_position(self.count);
         if self.count > 0 {
-            let newest = (self.head + self.count - 1) % capacity;
+            let newest = self.ring_position(self.count - 1);
             assert!(self.ring[newest as usize].applied_lsn < record.applied_lsn);
         }
         self.ring[ring_position as usize] = record;
         self.count += 1;
-        let key = record.key();
-        let tag = self.tag(key);
-        if let Some(slot_position) = self.index_find_excluding(key, tag, ring_position) {
-            self.index[slot_position as usize].ring_position = ring_position;
-            return;
-        }
-        let mut slot_position = home_position(tag, self.index.len() as u32);
-        while self.index[slot_position as usize].ring_position != NONE {
-            slot_position = self.next_index(slot_position);
-        }
-        self.index[slot_position as usize] = IndexSlot { tag, ring_position };
-    }
-
-    /// Like `index_find`, but ignores an entry already pointing at `ring_position` (the record
-    /// just written there shares the key being looked up).
-    fn index_find_excluding(&self, key: OperationKey, tag: u32, ring_position: u32) -> Option<u32> {
-        let mut slot_position = home_position(tag, self.index.len() as u32);
-        loop {
-            let slot = self.index[slot_position as usize];
-            if slot.ring_position == NONE {
-                return None;
-            }
-            if slot.tag == tag
-                && slot.ring_position != ring_position
-                && self.ring[slot.ring_position as usize].has_key(key)
-            {
-                return Some(slot_position);
-            }
-            slot_position = self.next_index(slot_position);
-        }
+        let slot = &mut self.index[probe.index_slot as usize];
+        assert_eq!(slot.ring_position, probe.ring_position, "operation index changed since the probe");
+        *slot = IndexSlot { tag: probe.tag, ring_position };
     }
 
     /// The oldest record, if any.
@@ -222,15 +225,11 @@ impl OperationTable {
     pub(crate) fn pop_oldest(&mut self) {
         assert!(self.count > 0);
         let ring_position = self.head;
-        let key = self.ring[ring_position as usize].key();
-        let tag = self.tag(key);
-        if let Some(slot_position) = self.index_find(key, tag)
-            && self.index[slot_position as usize].ring_position == ring_position
-        {
-            self.index_remove(slot_position);
+        let probe = self.probe(self.ring[ring_position as usize].key());
+        if probe.ring_position == ring_position {
+            self.index_remove(probe.index_slot);
         }
-        self.ring[ring_position as usize] = EMPTY_RECORD;
-        self.head = (self.head + 1) % self.capacity();
+        self.head = self.ring_position(1);
         self.count -= 1;
     }
 
@@ -271,10 +270,9 @@ impl OperationTable {
                 return Err(format!("operation ring not in lsn order at lsn {}", record.applied_lsn));
             }
             previous_lsn = record.applied_lsn;
-            let Some(slot_position) = self.index_find(record.key(), self.tag(record.key())) else {
+            let Some(indexed) = self.find(record.key()) else {
                 return Err(format!("operation record at lsn {} is not indexed", record.applied_lsn));
             };
-            let indexed = &self.ring[self.index[slot_position as usize].ring_position as usize];
             if indexed.applied_lsn < record.applied_lsn {
                 return Err(format!(
                     "operation index points at an older record than lsn {}",

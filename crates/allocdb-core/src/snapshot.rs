@@ -12,6 +12,8 @@
 
 #![deny(clippy::indexing_slicing)]
 
+use std::collections::BTreeMap;
+
 use crate::config::{BUNDLE_SIZE_LIMIT, KernelConfig};
 use crate::hash::Fingerprint;
 use crate::ids::{ClientId, HolderId, Lsn, OperationId, OperationKey, ResourceId, SLOT_MAX};
@@ -372,6 +374,11 @@ impl Kernel {
         let body = check_header(bytes)?;
         let mut reader = Reader { bytes: body, offset: 0, base_offset: SNAPSHOT_HEADER_SIZE_BYTES as u64 };
         let snapshot_config = decode_config(&mut reader)?;
+        snapshot_config.validate().map_err(|error| SnapshotError::InvalidField {
+            field: "snapshot_config",
+            offset: SNAPSHOT_HEADER_SIZE_BYTES as u64,
+            reason: error.to_string(),
+        })?;
         if snapshot_config.shard_id != config.shard_id {
             return Err(SnapshotError::ShardMismatch {
                 found: snapshot_config.shard_id,
@@ -392,13 +399,22 @@ impl Kernel {
         if kernel.retired_watermark > kernel.last_applied_lsn {
             return Err(reader.invalid("retired_watermark", "above last_applied_lsn".to_owned()));
         }
-        let cursor = reader.u64()?;
-        if cursor > kernel.last_request_slot / config.expiration_bucket_slots {
-            return Err(reader.invalid("wheel_cursor", format!("{cursor} is ahead of the last request slot")));
+        if kernel.last_applied_lsn == u64::MAX {
+            return Err(
+                reader.invalid("last_applied_lsn", "no lsn would be left for the next command".to_owned())
+            );
         }
-        kernel.wheel.set_cursor(cursor);
-        restore_resources(&mut kernel, &mut reader)?;
-        restore_leases(&mut kernel, &mut reader)?;
+        let snapshot_cursor = reader.u64()?;
+        // The cursor is stored in the snapshot's bucket width; convert through slots so it stays
+        // a lower bound of every deadline when the target config uses another width.
+        let cursor_slot = snapshot_cursor.saturating_mul(snapshot_config.expiration_bucket_slots);
+        if cursor_slot > kernel.last_request_slot {
+            return Err(reader
+                .invalid("wheel_cursor", format!("{snapshot_cursor} is ahead of the last request slot")));
+        }
+        kernel.wheel.set_cursor(cursor_slot / config.expiration_bucket_slots);
+        let resource_lease_lsns = restore_resources(&mut kernel, &mut reader)?;
+        restore_leases(&mut kernel, &mut reader, &resource_lease_lsns)?;
         restore_operations(&mut kernel, &mut reader)?;
         if reader.remaining() != 0 {
             return Err(reader.invalid("body", format!("{} trailing bytes", reader.remaining())));
@@ -449,7 +465,13 @@ fn check_header(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
     Ok(body)
 }
 
-fn restore_resources(kernel: &mut Kernel, reader: &mut Reader<'_>) -> Result<(), SnapshotError> {
+/// Restores resources; returns, per resource position, the lsn of the lease the snapshot says
+/// holds it (0 if available), for the leases to be checked against.
+fn restore_resources(
+    kernel: &mut Kernel,
+    reader: &mut Reader<'_>,
+) -> Result<BTreeMap<ResourcePosition, Lsn>, SnapshotError> {
+    let mut lease_lsns = BTreeMap::new();
     let count =
         reader.count("resources", RESOURCE_RECORD_SIZE_BYTES, kernel.config.resource_count_max.into())?;
     let mut previous: Option<u128> = None;
@@ -466,8 +488,13 @@ fn restore_resources(kernel: &mut Kernel, reader: &mut Reader<'_>) -> Result<(),
             return Err(reader.invalid("resource_state", format!("{state_number} is not a resource state")));
         };
         let version = reader.u64()?;
-        if version == 0 {
-            return Err(reader.invalid("resource_version", "version 0 (resources start at 1)".to_owned()));
+        // A resource changes state at most once per command, so its version never exceeds the
+        // number of commands applied; a larger one is corrupt and would overflow later.
+        if version == 0 || version > kernel.last_applied_lsn {
+            return Err(reader.invalid(
+                "resource_version",
+                format!("version {version} is impossible at lsn {}", kernel.last_applied_lsn),
+            ));
         }
         let lease_lsn = reader.u64()?;
         if (state == ResourceState::Available) != (lease_lsn == 0) {
@@ -482,12 +509,17 @@ fn restore_resources(kernel: &mut Kernel, reader: &mut Reader<'_>) -> Result<(),
         // checker then confirms every non-available resource was claimed by exactly its lease.
         if state != ResourceState::Available {
             kernel.resources.get_mut(position).set_state(state);
+            lease_lsns.insert(position, lease_lsn);
         }
     }
-    Ok(())
+    Ok(lease_lsns)
 }
 
-fn restore_leases(kernel: &mut Kernel, reader: &mut Reader<'_>) -> Result<(), SnapshotError> {
+fn restore_leases(
+    kernel: &mut Kernel,
+    reader: &mut Reader<'_>,
+    resource_lease_lsns: &BTreeMap<ResourcePosition, Lsn>,
+) -> Result<(), SnapshotError> {
     let count = reader.count("leases", LEASE_RECORD_SIZE_BYTES_MIN, kernel.config.lease_count_max.into())?;
     let mut previous_lsn = 0;
     let mut members: Vec<ResourcePosition> = Vec::new();
@@ -558,7 +590,10 @@ fn restore_leases(kernel: &mut Kernel, reader: &mut Reader<'_>) -> Result<(), Sn
         if let Some(member_state) = state.member_state() {
             for &member in &members {
                 let resource = kernel.resources.get_mut(member);
-                if resource.state() != member_state || resource.lease_position != NONE {
+                if resource.state() != member_state
+                    || resource.lease_position != NONE
+                    || resource_lease_lsns.get(&member) != Some(&lsn)
+                {
                     return Err(reader.invalid(
                         "lease_member",
                         format!("lease {lsn} member state disagrees with the lease"),
@@ -589,8 +624,13 @@ fn check_lease_fields(
     (terminal_lsn, retire_after_slot): (Lsn, u64),
     kernel: &Kernel,
 ) -> Result<(), SnapshotError> {
-    if lease_epoch == 0 {
-        return Err(reader.invalid("lease_epoch", format!("lease {lsn} has epoch 0")));
+    // Every lease starts at epoch 1 and exactly one transition (release, expire or revoke)
+    // advances it, so the epoch is fixed by the state; anything else is corrupt (and a huge
+    // epoch would overflow on the next transition).
+    let expected_epoch = if matches!(state, LeaseState::Reserved | LeaseState::Active) { 1 } else { 2 };
+    if lease_epoch != expected_epoch {
+        return Err(reader
+            .invalid("lease_epoch", format!("lease {lsn} is {} with epoch {lease_epoch}", state.as_str())));
     }
     if deadline_slot == 0 || deadline_slot > SLOT_MAX {
         return Err(reader.invalid("lease_deadline", format!("lease {lsn} has deadline {deadline_slot}")));

@@ -37,8 +37,7 @@ impl Driver {
 
     fn apply(&mut self, slot: u64, key: Option<u128>, command: Command<'_>) -> allocdb_core::Outcome {
         self.lsn += 1;
-        let operation =
-            key.map(|id| OperationKey { client_id: ClientId(1), operation_id: OperationId(id) });
+        let operation = key.map(|id| OperationKey { client_id: ClientId(1), operation_id: OperationId(id) });
         let outcome = self
             .kernel
             .apply(LogPosition { lsn: self.lsn, request_slot: slot }, &Submission { operation, command });
@@ -50,7 +49,10 @@ impl Driver {
 #[test]
 fn reserve_activate_release_moves_resource_through_every_state() {
     let mut driver = Driver::new();
-    assert_eq!(driver.apply(1, None, Command::CreateResource { resource_id: ResourceId(5) }).result, ResultCode::Ok);
+    assert_eq!(
+        driver.apply(1, None, Command::CreateResource { resource_id: ResourceId(5) }).result,
+        ResultCode::Ok
+    );
     let bundle = [ResourceId(5)];
     let reserved = driver.apply(
         2,
@@ -106,8 +108,11 @@ fn due_lease_expires_through_the_wheel_and_frees_members() {
     driver.apply(1, None, Command::CreateResource { resource_id: ResourceId(1) });
     driver.apply(1, None, Command::CreateResource { resource_id: ResourceId(2) });
     let bundle = [ResourceId(1), ResourceId(2)];
-    let reserved =
-        driver.apply(3, None, Command::Reserve { resource_ids: &bundle, holder_id: HolderId(4), ttl_slots: 40 });
+    let reserved = driver.apply(
+        3,
+        None,
+        Command::Reserve { resource_ids: &bundle, holder_id: HolderId(4), ttl_slots: 40 },
+    );
     let deadline = reserved.deadline_slot.unwrap();
     let mut due = Vec::new();
     driver.kernel.due_expirations(deadline - 1, 8, &mut due);
@@ -144,7 +149,11 @@ fn snapshot_restore_reproduces_identical_state() {
         .unwrap();
     driver.apply(3, Some(11), Command::Activate { lease_id: lease, holder_id: HolderId(1), lease_epoch: 1 });
     let single = [ResourceId(4)];
-    driver.apply(4, Some(12), Command::Reserve { resource_ids: &single, holder_id: HolderId(2), ttl_slots: 9 });
+    driver.apply(
+        4,
+        Some(12),
+        Command::Reserve { resource_ids: &single, holder_id: HolderId(2), ttl_slots: 9 },
+    );
     let bytes = driver.kernel.encode_snapshot();
     let restored = Kernel::restore(small_config(), &bytes).unwrap();
     assert_eq!(restored.encode_snapshot(), bytes);
