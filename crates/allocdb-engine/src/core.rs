@@ -1,0 +1,394 @@
+//! The engine core: one synchronous, deterministic step function over the kernel and the log.
+//!
+//! [`EngineCore::commit_group`] is one group commit: it reads the clock once, proposes `expire`
+//! commands for due leases (at most `expirations_per_tick_max`), answers exact retries from the
+//! operation table without logging them, sequences every other write (next lsn, the group's
+//! slot), appends them all to the log, makes them durable with one sync, and only then applies
+//! them to the kernel and produces replies. Nothing is applied or acknowledged before it is
+//! durable. Everything that arrived while the previous sync was in flight forms the next group,
+//! which is what makes commands per sync grow with concurrency.
+//!
+//! Failure handling (semantics.md, "Idempotency and outcomes"): a failed append, write or sync
+//! halts the engine. The group's writes are answered `storage_failure` and every later write
+//! `engine_halted`, both indefinite: some of those records may be durable and will be
+//! recovered on restart, when a retry with the same operation id returns the original result
+//! (or executes once, if the record was lost). Reads fail closed while halted.
+//!
+//! The core has no threads and reads time only through [`Clock`], so the simulator drives it
+//! step by step; the production runner (`runner.rs`) calls the same functions from one thread.
+
+use allocdb_core::{
+    Command, DueLease, Kernel, LogPosition, Lsn, SLOT_MAX, Slot, Submission, decode_submission,
+    encode_submission,
+};
+use allocdb_storage::{
+    LogDirectory, LogRecord, RecordKind, Recovery, RecoveryReport, Storage, frame_size_bytes,
+};
+
+use crate::clock::{Clock, SlotClock};
+use crate::config::EngineConfig;
+use crate::error::OpenError;
+use crate::request::{RejectionCode, WriteReply, WriteRequest};
+
+/// The record kind of one encoded submission (`allocdb_core::encode_submission`).
+pub const COMMAND_RECORD_KIND: RecordKind = RecordKind(1);
+
+/// Counters of what the core has done since it opened. Monotonic except the gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// Groups that logged at least one record.
+    pub groups_committed: u64,
+    /// Successful log syncs.
+    pub syncs: u64,
+    /// Records logged and applied (client writes and expires).
+    pub records_applied: u64,
+    /// Client writes committed through the log.
+    pub writes_committed: u64,
+    /// Client writes answered from the operation table without logging.
+    pub retries_answered: u64,
+    /// Expire commands proposed and applied.
+    pub expirations_applied: u64,
+    /// Leases still due after the last tick applied its full budget, counted up to one more
+    /// tick's worth (gauge).
+    pub expiration_backlog: u64,
+    /// Records in the last committed group (gauge).
+    pub last_group_size: u64,
+    /// Snapshots installed.
+    pub snapshots_installed: u64,
+    /// Log bytes appended.
+    pub log_bytes: u64,
+}
+
+/// What one planned record is for.
+#[derive(Clone, Copy, Debug)]
+enum Planned {
+    Request { index: usize },
+    Expire { due: DueLease },
+}
+
+/// The single-node engine, without threads. See the module documentation.
+pub struct EngineCore<D: LogDirectory, C: Clock> {
+    config: EngineConfig,
+    kernel: Kernel,
+    storage: Storage<D>,
+    clock: C,
+    slot_clock: SlotClock,
+    halted: Option<String>,
+    encode_buffer: Vec<u8>,
+    due: Vec<DueLease>,
+    planned: Vec<(Planned, Lsn)>,
+    records_since_snapshot: u64,
+    counters: EngineCounters,
+    recovery_report: RecoveryReport,
+}
+
+impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
+    /// Recovers the kernel from `directory` (snapshot, then every record after it through the
+    /// same apply code as live execution) and returns a core ready to commit.
+    ///
+    /// # Errors
+    /// An invalid configuration; any storage recovery failure (corruption fails closed with
+    /// file, offset and reason); a snapshot the kernel refuses; a record that does not decode
+    /// or does not follow the snapshot.
+    pub fn open(directory: D, clock: C, config: EngineConfig) -> Result<Self, OpenError> {
+        config.validate()?;
+        let kernel_config = config.kernel_config();
+        let recovery = Recovery::open(directory, config.storage)?;
+        let mut kernel = match recovery.snapshot() {
+            Some(image) => {
+                let kernel = Kernel::restore(kernel_config, &image.payload)
+                    .map_err(|source| OpenError::Snapshot { file: image.file_name.clone(), source })?;
+                if kernel.last_applied_lsn() != image.lsn {
+                    return Err(OpenError::SnapshotLsnMismatch {
+                        file: image.file_name.clone(),
+                        file_lsn: image.lsn,
+                        kernel_lsn: kernel.last_applied_lsn(),
+                    });
+                }
+                kernel
+            }
+            None => Kernel::new(kernel_config)?,
+        };
+        let mut members = Vec::new();
+        let (storage, recovery_report) = recovery
+            .replay(|record| replay_record(&mut kernel, &mut members, &record))
+            .map_err(OpenError::from_replay)?;
+        let slot_clock = SlotClock::new(config.slot_duration_ms, recovery_report.last_slot);
+        let records_since_snapshot = recovery_report.records_replayed;
+        Ok(EngineCore {
+            encode_buffer: Vec::with_capacity(allocdb_core::SUBMISSION_SIZE_BYTES_MAX),
+            due: Vec::with_capacity(config.kernel.expirations_per_tick_max as usize),
+            planned: Vec::with_capacity(config.batch_size_max as usize),
+            config,
+            kernel,
+            storage,
+            clock,
+            slot_clock,
+            halted: None,
+            records_since_snapshot,
+            counters: EngineCounters::default(),
+            recovery_report,
+        })
+    }
+
+    /// The kernel, as of the last applied command.
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    /// Why the engine halted, if it did.
+    pub fn halt_cause(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    /// What the core has done since it opened.
+    pub fn counters(&self) -> EngineCounters {
+        self.counters
+    }
+
+    /// How recovery started this core.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery_report
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The storage, for inspection (segment names, durable lsn).
+    pub fn storage(&self) -> &Storage<D> {
+        &self.storage
+    }
+
+    /// The slot the clock reads now (never below the last logged slot).
+    pub fn current_slot(&mut self) -> Slot {
+        let now_ms = self.clock.now_ms();
+        self.slot_clock.slot_for(now_ms)
+    }
+
+    /// The clock, for the simulator to advance virtual time.
+    pub fn clock_mut(&mut self) -> &mut C {
+        &mut self.clock
+    }
+
+    /// Commits one group: due expirations plus `requests`, one log write and one sync. Pushes
+    /// exactly one reply per request onto `replies`, in order.
+    pub fn commit_group(&mut self, requests: &[&WriteRequest], replies: &mut Vec<WriteReply>) {
+        let first_reply = replies.len();
+        if self.halted.is_some() {
+            replies.extend(requests.iter().map(|_| WriteReply::Rejected(RejectionCode::EngineHalted)));
+            return;
+        }
+        let slot = self.current_slot();
+        if slot > SLOT_MAX {
+            replies.extend(requests.iter().map(|_| WriteReply::Rejected(RejectionCode::SlotOverflow)));
+            return;
+        }
+        // Placeholders, overwritten below once each request's fate is known.
+        replies.extend(requests.iter().map(|_| WriteReply::Rejected(RejectionCode::StorageFailure)));
+        self.planned.clear();
+        self.plan_expirations(slot);
+        for (index, request) in requests.iter().enumerate() {
+            if let Some(reply) = self.plan_request(index, request, slot) {
+                replies[first_reply + index] = reply;
+            }
+        }
+        if self.planned.is_empty() {
+            return;
+        }
+        if let Err(cause) = self.storage.flush_and_sync() {
+            self.halt(format!("log sync failed: {cause}"));
+            for (planned, _) in &self.planned {
+                if let Planned::Request { index } = planned {
+                    replies[first_reply + index] = WriteReply::Rejected(RejectionCode::StorageFailure);
+                }
+            }
+            return;
+        }
+        self.counters.syncs += 1;
+        self.apply_planned(requests, slot, &mut replies[first_reply..]);
+        self.measure_expiration_backlog(slot);
+        self.maybe_snapshot();
+    }
+
+    /// Logs one expire for each due lease, up to the per-tick bound.
+    fn plan_expirations(&mut self, slot: Slot) {
+        let per_tick = self.config.kernel.expirations_per_tick_max;
+        let mut due = std::mem::take(&mut self.due);
+        self.kernel.due_expirations(slot, per_tick, &mut due);
+        for lease in &due {
+            let submission = Submission {
+                operation: None,
+                command: Command::Expire { lease_id: lease.lease_id, deadline_slot: lease.deadline_slot },
+            };
+            if !self.append(&submission, slot, Planned::Expire { due: *lease }) {
+                break;
+            }
+        }
+        self.due = due;
+    }
+
+    /// After a tick that used its whole expiry budget, counts what is still due (up to one
+    /// more tick's worth): the backlog gauge.
+    fn measure_expiration_backlog(&mut self, slot: Slot) {
+        let per_tick = self.config.kernel.expirations_per_tick_max;
+        if self.due.len() < per_tick as usize {
+            self.counters.expiration_backlog = 0;
+            return;
+        }
+        self.kernel.due_expirations(slot, per_tick, &mut self.due);
+        self.counters.expiration_backlog = self.due.len() as u64;
+    }
+
+    /// Answers a retry from the operation table, or appends the request to the log. Returns a
+    /// reply only if the request is answered without logging.
+    fn plan_request(&mut self, index: usize, request: &WriteRequest, slot: Slot) -> Option<WriteReply> {
+        let submission = request.as_submission();
+        if let Command::Reserve { resource_ids, .. } = submission.command
+            && resource_ids.len() > allocdb_core::BUNDLE_SIZE_LIMIT as usize
+        {
+            return Some(WriteReply::Rejected(RejectionCode::TooLarge));
+        }
+        if let Some(key) = submission.operation
+            && let Some(outcome) = self.kernel.check_retry(key, &submission.command, slot)
+            && outcome.from_retry_cache
+        {
+            self.counters.retries_answered += 1;
+            return Some(WriteReply::Committed(outcome));
+        }
+        if self.storage.next_lsn() == Lsn::MAX {
+            return Some(WriteReply::Rejected(RejectionCode::LsnExhausted));
+        }
+        if self.append(&submission, slot, Planned::Request { index }) {
+            None
+        } else {
+            Some(WriteReply::Rejected(if self.halted.is_some() {
+                RejectionCode::StorageFailure
+            } else {
+                RejectionCode::TooLarge
+            }))
+        }
+    }
+
+    /// Encodes and buffers one record, syncing early if the group outgrows the buffer.
+    /// Returns false if the record could not be buffered.
+    fn append(&mut self, submission: &Submission<'_>, slot: Slot, planned: Planned) -> bool {
+        if self.halted.is_some() {
+            return false;
+        }
+        self.encode_buffer.clear();
+        encode_submission(submission, &mut self.encode_buffer);
+        let Ok(payload_size) = u32::try_from(self.encode_buffer.len()) else { return false };
+        if payload_size > self.config.storage.payload_size_bytes_max {
+            return false;
+        }
+        let frame_size = frame_size_bytes(payload_size);
+        if self.storage.buffered_size_bytes() + frame_size > self.config.storage.buffer_size_bytes_max
+            && let Err(cause) = self.storage.flush_and_sync()
+        {
+            self.halt(format!("log sync failed: {cause}"));
+            return false;
+        }
+        let lsn = self.storage.next_lsn();
+        let record = LogRecord { lsn, slot, kind: COMMAND_RECORD_KIND, payload: &self.encode_buffer };
+        if let Err(cause) = self.storage.append(record) {
+            self.halt(format!("log append failed: {cause}"));
+            return false;
+        }
+        self.counters.log_bytes += frame_size;
+        self.planned.push((planned, lsn));
+        true
+    }
+
+    /// Applies the durable group in log order and fills in the replies.
+    fn apply_planned(&mut self, requests: &[&WriteRequest], slot: Slot, replies: &mut [WriteReply]) {
+        for (planned, lsn) in &self.planned {
+            let position = LogPosition { lsn: *lsn, request_slot: slot };
+            match *planned {
+                Planned::Request { index } => {
+                    let outcome = self.kernel.apply(position, &requests[index].as_submission());
+                    replies[index] = WriteReply::Committed(outcome);
+                    self.counters.writes_committed += 1;
+                }
+                Planned::Expire { due } => {
+                    let command =
+                        Command::Expire { lease_id: due.lease_id, deadline_slot: due.deadline_slot };
+                    self.kernel.apply(position, &Submission { operation: None, command });
+                    self.counters.expirations_applied += 1;
+                }
+            }
+        }
+        let applied = self.planned.len() as u64;
+        self.counters.records_applied += applied;
+        self.counters.groups_committed += 1;
+        self.counters.last_group_size = applied;
+        self.records_since_snapshot += applied;
+    }
+
+    /// Installs a snapshot once enough records accumulated since the last one, releasing the
+    /// log it covers. A failure halts the engine (the storage is poisoned).
+    fn maybe_snapshot(&mut self) {
+        if self.records_since_snapshot < self.config.snapshot_interval_records {
+            return;
+        }
+        self.snapshot_now();
+    }
+
+    /// Installs a snapshot of the current state now.
+    ///
+    /// # Errors
+    /// The storage failure, which also halts the engine.
+    pub fn snapshot_now(&mut self) -> Option<String> {
+        if self.halted.is_some() || self.kernel.last_applied_lsn() == self.storage.snapshot_lsn() {
+            return None;
+        }
+        let bytes = self.kernel.encode_snapshot();
+        match self.storage.install_snapshot(
+            self.kernel.last_applied_lsn(),
+            self.kernel.last_request_slot(),
+            &bytes,
+        ) {
+            Ok(_) => {
+                self.records_since_snapshot = 0;
+                self.counters.snapshots_installed += 1;
+                None
+            }
+            Err(cause) => {
+                let message = format!("snapshot failed: {cause}");
+                self.halt(message.clone());
+                Some(message)
+            }
+        }
+    }
+
+    fn halt(&mut self, cause: String) {
+        if self.halted.is_none() {
+            self.halted = Some(cause);
+        }
+    }
+}
+
+/// Applies one recovered record to the kernel, failing closed on anything unexpected.
+fn replay_record(
+    kernel: &mut Kernel,
+    members: &mut Vec<allocdb_core::ResourceId>,
+    record: &LogRecord<'_>,
+) -> Result<(), crate::error::ReplayRecordError> {
+    use crate::error::ReplayRecordError;
+    if record.kind != COMMAND_RECORD_KIND {
+        return Err(ReplayRecordError::UnknownKind { kind: record.kind.0 });
+    }
+    if record.lsn != kernel.last_applied_lsn() + 1 {
+        return Err(ReplayRecordError::LsnGap { expected: kernel.last_applied_lsn() + 1, found: record.lsn });
+    }
+    if record.slot < kernel.last_request_slot() || record.slot > SLOT_MAX {
+        return Err(ReplayRecordError::SlotOutOfOrder {
+            previous: kernel.last_request_slot(),
+            found: record.slot,
+        });
+    }
+    let submission = decode_submission(record.payload, members)?;
+    kernel.apply(LogPosition { lsn: record.lsn, request_slot: record.slot }, &submission);
+    Ok(())
+}

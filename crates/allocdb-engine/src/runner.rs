@@ -1,0 +1,250 @@
+//! The production runner: one engine thread that owns the [`EngineCore`], fed by a bounded
+//! queue.
+//!
+//! Callers submit batches of writes with a reply callback; the queue is bounded in commands
+//! (`submission_queue_capacity`), and a submission that would exceed it is rejected
+//! `overloaded` at once (definite). The engine thread blocks for the first message, drains
+//! whatever else is queued up to `batch_size_max` commands, commits them as one group, runs
+//! the queued reads against the state that now includes that group, and calls the callbacks.
+//! While it syncs, new submissions queue up and become the next group: group commit without a
+//! timer. When the queue is idle it wakes once per slot so due leases still expire.
+//!
+//! Shutdown stops accepting, commits what is queued, and answers anything left
+//! `shutting_down`; the log is durable at every group boundary, so nothing else is needed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use allocdb_core::Kernel;
+use allocdb_storage::LogDirectory;
+
+use crate::clock::Clock;
+use crate::core::{EngineCore, EngineCounters};
+use crate::request::{RejectionCode, WriteReply, WriteRequest};
+
+/// A callback receiving one reply per request of a submitted batch, in order.
+pub type WriteCallback = Box<dyn FnOnce(Vec<WriteReply>) + Send>;
+
+/// A read run on the engine thread against the current state. The flag says whether the
+/// engine is halted (reads must then fail closed).
+pub type ReadCallback = Box<dyn FnOnce(&Kernel, bool) + Send>;
+
+enum Message {
+    Write { requests: Vec<WriteRequest>, reply: WriteCallback },
+    Read(ReadCallback),
+    Snapshot(Box<dyn FnOnce(Option<String>) + Send>),
+    Shutdown,
+}
+
+/// Live figures shared with other threads (status pages, metrics).
+#[derive(Debug, Default)]
+pub struct EngineStatus {
+    /// Commands waiting in the queue.
+    pub queued_commands: AtomicU64,
+    /// Last applied lsn.
+    pub applied_lsn: AtomicU64,
+    /// Whether the engine halted after a storage failure.
+    pub halted: AtomicBool,
+    /// Nanoseconds spent in the last group commit (append, sync, apply).
+    pub last_group_nanos: AtomicU64,
+    /// Total nanoseconds spent in group commits.
+    pub group_nanos_total: AtomicU64,
+    counters: std::sync::Mutex<EngineCounters>,
+}
+
+impl EngineStatus {
+    /// The core's counters after the last group.
+    pub fn counters(&self) -> EngineCounters {
+        self.counters.lock().map_or_else(|poisoned| *poisoned.into_inner(), |counters| *counters)
+    }
+}
+
+/// A running engine. Dropping it shuts it down and joins the thread.
+pub struct Engine {
+    sender: SyncSender<Message>,
+    status: Arc<EngineStatus>,
+    queue_capacity: u64,
+    batch_size_max: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts the engine thread over an opened core.
+    ///
+    /// # Errors
+    /// The thread could not be spawned.
+    pub fn start<D, C>(core: EngineCore<D, C>) -> std::io::Result<Engine>
+    where
+        D: LogDirectory + Send + 'static,
+        D::File: Send,
+        C: Clock + Send + 'static,
+    {
+        let config = *core.config();
+        // Messages are bounded by the command count below; the channel bound only needs to be
+        // at least the number of messages that can carry one command each.
+        let (sender, receiver) = std::sync::mpsc::sync_channel(config.submission_queue_capacity as usize);
+        let status = Arc::new(EngineStatus::default());
+        status.applied_lsn.store(core.kernel().last_applied_lsn(), Ordering::Release);
+        let thread_status = Arc::clone(&status);
+        let thread = std::thread::Builder::new()
+            .name("allocdb-engine".to_owned())
+            .spawn(move || run(core, &receiver, &thread_status))?;
+        Ok(Engine {
+            sender,
+            status,
+            queue_capacity: config.submission_queue_capacity.into(),
+            batch_size_max: config.batch_size_max as usize,
+            thread: Some(thread),
+        })
+    }
+
+    /// Live figures.
+    pub fn status(&self) -> &Arc<EngineStatus> {
+        &self.status
+    }
+
+    /// Submits a batch of writes; `reply` gets one reply per request. Rejections decided at
+    /// once (queue full, batch too large, engine gone) call `reply` before returning.
+    pub fn submit(&self, requests: Vec<WriteRequest>, reply: WriteCallback) {
+        let count = requests.len() as u64;
+        if requests.len() > self.batch_size_max {
+            reply(vec![WriteReply::Rejected(RejectionCode::TooLarge); requests.len()]);
+            return;
+        }
+        let queued = self.status.queued_commands.fetch_add(count, Ordering::AcqRel);
+        if queued + count > self.queue_capacity {
+            self.status.queued_commands.fetch_sub(count, Ordering::AcqRel);
+            reply(vec![WriteReply::Rejected(RejectionCode::Overloaded); requests.len()]);
+            return;
+        }
+        match self.sender.try_send(Message::Write { requests, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(message) | TrySendError::Disconnected(message)) => {
+                self.status.queued_commands.fetch_sub(count, Ordering::AcqRel);
+                if let Message::Write { requests, reply } = message {
+                    reply(vec![WriteReply::Rejected(RejectionCode::Overloaded); requests.len()]);
+                }
+            }
+        }
+    }
+
+    /// Runs `read` on the engine thread after the writes queued before it. Returns false (and
+    /// drops `read`) if the queue is full or the engine stopped.
+    pub fn read(&self, read: ReadCallback) -> bool {
+        self.sender.try_send(Message::Read(read)).is_ok()
+    }
+
+    /// Installs a snapshot now (after queued writes); `done` gets the failure, if any.
+    pub fn snapshot(&self, done: Box<dyn FnOnce(Option<String>) + Send>) -> bool {
+        self.sender.try_send(Message::Snapshot(done)).is_ok()
+    }
+
+    /// Stops accepting, commits what is queued, and joins the engine thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // A full queue still drains; block until the shutdown message fits.
+        let _ = self.sender.send(Message::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run<D: LogDirectory, C: Clock>(
+    mut core: EngineCore<D, C>,
+    receiver: &Receiver<Message>,
+    status: &EngineStatus,
+) {
+    let tick = Duration::from_millis(core.config().slot_duration_ms);
+    let batch_size_max = core.config().batch_size_max as usize;
+    let mut writes: Vec<(Vec<WriteRequest>, WriteCallback)> = Vec::new();
+    let mut reads: Vec<ReadCallback> = Vec::new();
+    let mut snapshots: Vec<Box<dyn FnOnce(Option<String>) + Send>> = Vec::new();
+    let mut replies: Vec<WriteReply> = Vec::with_capacity(batch_size_max);
+    let mut shutting_down = false;
+    while !shutting_down {
+        let first = match receiver.recv_timeout(tick) {
+            Ok(message) => Some(message),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(Message::Shutdown),
+        };
+        let mut command_count = 0_usize;
+        let mut next = first;
+        while let Some(message) = next {
+            match message {
+                Message::Write { requests, reply } => {
+                    command_count += requests.len();
+                    writes.push((requests, reply));
+                }
+                Message::Read(read) => reads.push(read),
+                Message::Snapshot(done) => snapshots.push(done),
+                Message::Shutdown => shutting_down = true,
+            }
+            next = if command_count < batch_size_max && !shutting_down {
+                receiver.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        commit(&mut core, &mut writes, &mut replies, status);
+        for done in snapshots.drain(..) {
+            done(core.snapshot_now());
+        }
+        let halted = core.halt_cause().is_some();
+        for read in reads.drain(..) {
+            read(core.kernel(), halted);
+        }
+    }
+    // Anything that slipped in after the shutdown message is answered, never dropped silently.
+    while let Ok(message) = receiver.try_recv() {
+        match message {
+            Message::Write { requests, reply } => {
+                status.queued_commands.fetch_sub(requests.len() as u64, Ordering::AcqRel);
+                reply(vec![WriteReply::Rejected(RejectionCode::ShuttingDown); requests.len()]);
+            }
+            Message::Read(read) => read(core.kernel(), true),
+            Message::Snapshot(done) => done(Some("engine shut down".to_owned())),
+            Message::Shutdown => {}
+        }
+    }
+}
+
+fn commit<D: LogDirectory, C: Clock>(
+    core: &mut EngineCore<D, C>,
+    writes: &mut Vec<(Vec<WriteRequest>, WriteCallback)>,
+    replies: &mut Vec<WriteReply>,
+    status: &EngineStatus,
+) {
+    let started = Instant::now();
+    let requests: Vec<&WriteRequest> = writes.iter().flat_map(|(requests, _)| requests.iter()).collect();
+    replies.clear();
+    core.commit_group(&requests, replies);
+    drop(requests);
+    let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    status.last_group_nanos.store(elapsed, Ordering::Release);
+    status.group_nanos_total.fetch_add(elapsed, Ordering::AcqRel);
+    status.applied_lsn.store(core.kernel().last_applied_lsn(), Ordering::Release);
+    status.halted.store(core.halt_cause().is_some(), Ordering::Release);
+    if let Ok(mut counters) = status.counters.lock() {
+        *counters = core.counters();
+    }
+    let mut offset = 0;
+    for (requests, reply) in writes.drain(..) {
+        let count = requests.len();
+        status.queued_commands.fetch_sub(count as u64, Ordering::AcqRel);
+        reply(replies[offset..offset + count].to_vec());
+        offset += count;
+    }
+}
