@@ -128,7 +128,7 @@ impl Kernel {
             return None;
         }
         if record.fingerprint == command.fingerprint() {
-            Some(self.outcome_from_record(record))
+            Some(self.outcome_from_record(record, command))
         } else {
             Some(Outcome::result(ResultCode::OperationConflict, self.last_applied_lsn))
         }
@@ -146,7 +146,7 @@ impl Kernel {
             && record.request_slot + self.config.dedupe_window_slots > position.request_slot
         {
             if record.fingerprint == fingerprint {
-                return self.outcome_from_record(record);
+                return self.outcome_from_record(record, command);
             }
             return Outcome::result(ResultCode::OperationConflict, position.lsn);
         }
@@ -156,22 +156,36 @@ impl Kernel {
         let outcome = self.execute(position, command);
         let mut record = OperationRecord::new(key, fingerprint, position.lsn, position.request_slot);
         record.result = outcome.result;
-        record.lease_lsn = outcome.lease_id.map_or(0, LeaseId::lsn);
-        record.lease_epoch = outcome.lease_epoch.unwrap_or(0);
-        record.deadline_slot = outcome.deadline_slot.unwrap_or(0);
+        let lease_epoch = outcome.lease_epoch.unwrap_or(0);
+        assert!(lease_epoch <= 2, "lease epochs never exceed 2");
+        record.lease_epoch = lease_epoch as u8;
         self.operations.insert_probed(&probe, record);
         outcome
     }
 
-    fn outcome_from_record(&self, record: &OperationRecord) -> Outcome {
-        Outcome {
-            result: record.result,
-            applied_lsn: record.applied_lsn,
-            from_retry_cache: true,
-            lease_id: (record.lease_lsn != 0).then(|| LeaseId::new(self.config.shard_id, record.lease_lsn)),
-            lease_epoch: (record.lease_epoch != 0).then_some(record.lease_epoch),
-            deadline_slot: (record.deadline_slot != 0).then_some(record.deadline_slot),
+    /// Rebuilds the original outcome of `command` from its record: the lease id of a reserve is
+    /// its own lsn, of the other lease commands the id they name; a reserve's deadline is its
+    /// slot plus its TTL.
+    fn outcome_from_record(&self, record: &OperationRecord, command: &Command<'_>) -> Outcome {
+        let mut outcome = Outcome::result(record.result, record.applied_lsn);
+        outcome.from_retry_cache = true;
+        if record.result != ResultCode::Ok {
+            return outcome;
         }
+        match *command {
+            Command::CreateResource { .. } => {}
+            Command::Reserve { ttl_slots, .. } => {
+                outcome.lease_id = Some(LeaseId::new(self.config.shard_id, record.applied_lsn));
+                outcome.deadline_slot = Some(record.request_slot + ttl_slots);
+            }
+            Command::Activate { lease_id, .. }
+            | Command::Release { lease_id, .. }
+            | Command::Revoke { lease_id }
+            | Command::Reclaim { lease_id }
+            | Command::Expire { lease_id, .. } => outcome.lease_id = Some(lease_id),
+        }
+        outcome.lease_epoch = (record.lease_epoch != 0).then_some(u64::from(record.lease_epoch));
+        outcome
     }
 
     /// Bounded, deterministic housekeeping before each command.

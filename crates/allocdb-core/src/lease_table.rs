@@ -15,7 +15,7 @@
 //!   backward-shift deletion, so it never holds tombstones and probe length does not degrade as
 //!   leases come and go.
 
-use crate::hash::{hash_tag, hash_u64, home_position};
+use crate::hash::{cyclic_distance, hash_tag, hash_u64, home_position};
 use crate::ids::{HolderId, Lsn, Slot};
 use crate::resource_table::ResourcePosition;
 use crate::state::LeaseState;
@@ -322,8 +322,8 @@ impl LeaseTable {
                 break;
             }
             let home = self.home(slot.lsn());
-            let distance_home = (candidate + slot_count - home) % slot_count;
-            let distance_hole = (candidate + slot_count - hole) % slot_count;
+            let distance_home = cyclic_distance(home, candidate, slot_count);
+            let distance_hole = cyclic_distance(hole, candidate, slot_count);
             if distance_home >= distance_hole {
                 self.index[hole as usize] = slot;
                 hole = candidate;

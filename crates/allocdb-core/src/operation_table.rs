@@ -14,13 +14,16 @@
 //!   the head; dropping it then leaves the index alone);
 //! - the index has `capacity + capacity / 2 + 1` slots and never holds tombstones.
 
-use crate::hash::{hash_tag, hash_u128_pair, home_position};
+use crate::hash::{cyclic_distance, hash_tag, hash_u128_pair, home_position};
 use crate::ids::{ClientId, Lsn, OperationId, OperationKey, Slot};
 use crate::lease_table::NONE;
 use crate::result::ResultCode;
 
-/// A remembered outcome: everything needed to answer a retry exactly as the original.
+/// A remembered outcome. With the retried command (identical, by fingerprint) it reproduces the
+/// original outcome exactly: the lease id and deadline follow from the command and the stored
+/// lsn and slot, so only the epoch is stored. One record is one 64-byte cache line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
 pub(crate) struct OperationRecord {
     client_low: u64,
     client_high: u64,
@@ -29,14 +32,14 @@ pub(crate) struct OperationRecord {
     pub(crate) fingerprint: u64,
     pub(crate) applied_lsn: Lsn,
     pub(crate) request_slot: Slot,
-    /// Lsn half of the lease id in the outcome; 0 when the outcome names no lease.
-    pub(crate) lease_lsn: Lsn,
-    /// Lease epoch in the outcome; 0 when none.
-    pub(crate) lease_epoch: u64,
-    /// Deadline in the outcome; 0 when none.
-    pub(crate) deadline_slot: Slot,
+    /// Top 32 bits of the key's hash, so expiry finds the index entry without rehashing.
+    tag: u32,
     pub(crate) result: ResultCode,
+    /// Lease epoch in the outcome; 0 when the outcome names no lease. Epochs never exceed 2.
+    pub(crate) lease_epoch: u8,
 }
+
+const _: () = assert!(std::mem::size_of::<OperationRecord>() == 64);
 
 impl OperationRecord {
     pub(crate) fn new(key: OperationKey, fingerprint: u64, applied_lsn: Lsn, request_slot: Slot) -> Self {
@@ -48,10 +51,9 @@ impl OperationRecord {
             fingerprint,
             applied_lsn,
             request_slot,
-            lease_lsn: 0,
-            lease_epoch: 0,
-            deadline_slot: 0,
+            tag: 0,
             result: ResultCode::Ok,
+            lease_epoch: 0,
         }
     }
 
@@ -81,10 +83,9 @@ const EMPTY_RECORD: OperationRecord = OperationRecord {
     fingerprint: 0,
     applied_lsn: 0,
     request_slot: 0,
-    lease_lsn: 0,
-    lease_epoch: 0,
-    deadline_slot: 0,
+    tag: 0,
     result: ResultCode::Ok,
+    lease_epoch: 0,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -166,7 +167,11 @@ impl OperationTable {
     /// serves both the retry lookup and the insert that follows it.
     #[inline]
     pub(crate) fn probe(&self, key: OperationKey) -> OperationProbe {
-        let tag = self.tag(key);
+        self.probe_with_tag(key, self.tag(key))
+    }
+
+    #[inline]
+    fn probe_with_tag(&self, key: OperationKey, tag: u32) -> OperationProbe {
         let mut index_slot = home_position(tag, self.index.len() as u32);
         for _ in 0..self.index.len() {
             let slot = self.index[index_slot as usize];
@@ -209,7 +214,7 @@ impl OperationTable {
             let newest = self.ring_position(self.count - 1);
             assert!(self.ring[newest as usize].applied_lsn < record.applied_lsn);
         }
-        self.ring[ring_position as usize] = record;
+        self.ring[ring_position as usize] = OperationRecord { tag: probe.tag, ..record };
         self.count += 1;
         let slot = &mut self.index[probe.index_slot as usize];
         assert_eq!(slot.ring_position, probe.ring_position, "operation index changed since the probe");
@@ -225,7 +230,8 @@ impl OperationTable {
     pub(crate) fn pop_oldest(&mut self) {
         assert!(self.count > 0);
         let ring_position = self.head;
-        let probe = self.probe(self.ring[ring_position as usize].key());
+        let oldest = &self.ring[ring_position as usize];
+        let probe = self.probe_with_tag(oldest.key(), oldest.tag);
         if probe.ring_position == ring_position {
             self.index_remove(probe.index_slot);
         }
@@ -242,8 +248,8 @@ impl OperationTable {
                 break;
             }
             let home = home_position(slot.tag, slot_count);
-            let distance_home = (candidate + slot_count - home) % slot_count;
-            let distance_hole = (candidate + slot_count - hole) % slot_count;
+            let distance_home = cyclic_distance(home, candidate, slot_count);
+            let distance_hole = cyclic_distance(hole, candidate, slot_count);
             if distance_home >= distance_hole {
                 self.index[hole as usize] = slot;
                 hole = candidate;

@@ -33,7 +33,7 @@ pub const SNAPSHOT_HEADER_SIZE_BYTES: usize = 32;
 
 const RESOURCE_RECORD_SIZE_BYTES: u64 = 16 + 1 + 8 + 8;
 const LEASE_RECORD_SIZE_BYTES_MIN: u64 = 8 + 16 + 1 + 8 * 4 + 4 + 16;
-const OPERATION_RECORD_SIZE_BYTES: u64 = 16 + 16 + 8 * 3 + 1 + 8 * 3;
+const OPERATION_RECORD_SIZE_BYTES: u64 = 16 + 16 + 8 * 3 + 1 + 1;
 
 /// Why snapshot bytes were refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -338,9 +338,7 @@ impl Kernel {
             writer.u64(record.applied_lsn);
             writer.u64(record.request_slot);
             writer.u8(record.result as u8);
-            writer.u64(record.lease_lsn);
-            writer.u64(record.lease_epoch);
-            writer.u64(record.deadline_slot);
+            writer.u8(record.lease_epoch);
         }
     }
 
@@ -681,9 +679,10 @@ fn restore_operations(kernel: &mut Kernel, reader: &mut Reader<'_>) -> Result<()
         };
         let mut record = OperationRecord::new(key, fingerprint, applied_lsn, request_slot);
         record.result = result;
-        record.lease_lsn = reader.u64()?;
-        record.lease_epoch = reader.u64()?;
-        record.deadline_slot = reader.u64()?;
+        record.lease_epoch = reader.u8()?;
+        if record.lease_epoch > 2 || (record.lease_epoch != 0 && result != ResultCode::Ok) {
+            return Err(reader.invalid("operation_epoch", format!("epoch {} with result {result}", record.lease_epoch)));
+        }
         kernel.operations.insert(record);
     }
     Ok(())

@@ -26,7 +26,7 @@
 //! lsn), leases (u64 lsn, u128 holder, u8 state, u64 epoch, u64 deadline, u64 terminal lsn, u64
 //! retire-after slot, u32 member count, then that many u128 resource ids) and operation records
 //! (u128 client, u128 operation, u64 fingerprint, u64 applied lsn, u64 request slot, u8 result,
-//! u64 lease lsn, u64 lease epoch, u64 deadline) — each preceded by a u64 count. `Layout` below
+//! u8 lease epoch) — each preceded by a u64 count. `Layout` below
 //! walks exactly this and the first test checks that it consumes a real snapshot byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
 
@@ -104,7 +104,7 @@ const HEADER: usize = SNAPSHOT_HEADER_SIZE_BYTES;
 const CONFIG_SIZE_BYTES: usize = 80;
 const RESOURCE_RECORD_SIZE_BYTES: u64 = 16 + 1 + 8 + 8;
 const LEASE_RECORD_SIZE_BYTES_MIN: u64 = 8 + 16 + 1 + 8 * 4 + 4 + 16;
-const OPERATION_RECORD_SIZE_BYTES: u64 = 16 + 16 + 8 * 3 + 1 + 8 * 3;
+const OPERATION_RECORD_SIZE_BYTES: u64 = 16 + 16 + 8 * 3 + 1 + 1;
 
 fn config() -> KernelConfig {
     KernelConfig {
@@ -272,9 +272,7 @@ impl Layout {
                 ("applied_lsn", 8),
                 ("request_slot", 8),
                 ("result", 1),
-                ("lease_lsn", 8),
-                ("lease_epoch", 8),
-                ("deadline_slot", 8),
+                ("lease_epoch", 1),
             ] {
                 walker.field(format!("operation[{index}].{name}"), size, None);
             }

@@ -1,0 +1,123 @@
+//! The threaded engine on a real directory: replies arrive through callbacks, a full queue is
+//! rejected `overloaded` at once (definite), oversized batches are rejected `too_large`, reads
+//! see every write queued before them, and shutdown leaves everything acknowledged durable.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use allocdb_core::{
+    ClientId, KernelConfig, OperationId, OperationKey, ResourceId, ResourceState, ResultCode,
+};
+use allocdb_engine::{
+    Engine, EngineConfig, EngineCore, ManualClock, OwnedCommand, RejectionCode, WriteReply, WriteRequest,
+};
+use allocdb_storage::{FsDirectory, StorageConfig};
+
+/// Replies must arrive well within this; a hang fails the test with a message instead.
+const REPLY_DEADLINE: Duration = Duration::from_secs(30);
+
+fn config(queue_capacity: u32) -> EngineConfig {
+    EngineConfig {
+        kernel: KernelConfig {
+            resource_count_max: 4_096,
+            lease_count_max: 1_024,
+            lease_member_count_max: 2_048,
+            operation_count_max: 8_192,
+            bundle_size_max: 8,
+            expiration_bucket_length_max: 1_024,
+            ..KernelConfig::default()
+        },
+        storage: StorageConfig {
+            segment_size_bytes: 1 << 20,
+            payload_size_bytes_max: 4_096,
+            buffer_size_bytes_max: 1 << 20,
+            ..StorageConfig::default()
+        },
+        submission_queue_capacity: queue_capacity,
+        batch_size_max: 256,
+        ..EngineConfig::default()
+    }
+}
+
+fn create(id: u128) -> WriteRequest {
+    WriteRequest {
+        operation: Some(OperationKey { client_id: ClientId(3), operation_id: OperationId(id) }),
+        command: OwnedCommand::CreateResource { resource_id: ResourceId(id) },
+    }
+}
+
+fn start(path: &std::path::Path, queue_capacity: u32) -> Engine {
+    let directory = FsDirectory::open(path).unwrap();
+    let core = EngineCore::open(directory, ManualClock::new(10_000), config(queue_capacity)).unwrap();
+    Engine::start(core).unwrap()
+}
+
+fn submit_and_wait(engine: &Engine, requests: Vec<WriteRequest>) -> Vec<WriteReply> {
+    let (sender, receiver) = mpsc::channel();
+    engine.submit(requests, Box::new(move |replies| sender.send(replies).unwrap()));
+    receiver.recv_timeout(REPLY_DEADLINE).expect("engine never replied")
+}
+
+#[test]
+fn batch_replies_arrive_in_order_and_survive_shutdown_and_reopen() {
+    let directory = tempfile::tempdir().unwrap();
+    let engine = start(directory.path(), 1_024);
+    let replies = submit_and_wait(&engine, (1..=100).map(create).collect());
+    for (index, reply) in replies.iter().enumerate() {
+        let WriteReply::Committed(outcome) = reply else { panic!("not committed: {reply:?}") };
+        assert_eq!(outcome.result, ResultCode::Ok);
+        assert_eq!(outcome.applied_lsn, index as u64 + 1);
+    }
+    engine.shutdown();
+
+    let engine = start(directory.path(), 1_024);
+    let (sender, receiver) = mpsc::channel();
+    assert!(engine.read(Box::new(move |kernel, halted| {
+        sender
+            .send((halted, kernel.last_applied_lsn(), kernel.resource(ResourceId(77)).map(|view| view.state)))
+            .unwrap();
+    })));
+    let (halted, lsn, state) = receiver.recv_timeout(REPLY_DEADLINE).unwrap();
+    assert!(!halted);
+    assert_eq!(lsn, 100);
+    assert_eq!(state, Some(ResourceState::Available));
+}
+
+#[test]
+fn submissions_beyond_the_queue_capacity_are_rejected_overloaded_at_once() {
+    let directory = tempfile::tempdir().unwrap();
+    let engine = start(directory.path(), 8);
+    let replies = submit_and_wait(&engine, (1..=9).map(create).collect());
+    assert!(replies.iter().all(|reply| *reply == WriteReply::Rejected(RejectionCode::Overloaded)));
+    // Nothing of the rejected batch was executed: a fitting batch gets lsns from 1.
+    let replies = submit_and_wait(&engine, (1..=8).map(create).collect());
+    let WriteReply::Committed(first) = replies[0] else { panic!("not committed: {:?}", replies[0]) };
+    assert_eq!(first.applied_lsn, 1);
+}
+
+#[test]
+fn batches_larger_than_one_group_are_rejected_too_large() {
+    let directory = tempfile::tempdir().unwrap();
+    let engine = start(directory.path(), 4_096);
+    let replies = submit_and_wait(&engine, (1..=257).map(create).collect());
+    assert_eq!(replies.len(), 257);
+    assert!(replies.iter().all(|reply| *reply == WriteReply::Rejected(RejectionCode::TooLarge)));
+}
+
+#[test]
+fn a_read_sees_every_write_submitted_before_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let engine = start(directory.path(), 4_096);
+    let (done_sender, done_receiver) = mpsc::channel();
+    for id in 1..=50 {
+        let done_sender = done_sender.clone();
+        engine.submit(vec![create(id)], Box::new(move |replies| done_sender.send(replies).unwrap()));
+    }
+    let (sender, receiver) = mpsc::channel();
+    assert!(engine.read(Box::new(move |kernel, _| sender.send(kernel.usage().resources.used).unwrap())));
+    assert_eq!(receiver.recv_timeout(REPLY_DEADLINE).unwrap(), 50);
+    for _ in 1..=50 {
+        done_receiver.recv_timeout(REPLY_DEADLINE).unwrap();
+    }
+}
