@@ -25,7 +25,7 @@ mod request;
 mod runner;
 
 pub use clock::{Clock, ManualClock, SlotClock, SystemClock};
-pub use config::{EngineConfig, EngineConfigError, SLOT_DURATION_MS_MAX};
+pub use config::{EngineConfig, EngineConfigError, SLOT_DURATION_MS_MAX, submission_size_bytes_max};
 pub use core::{COMMAND_RECORD_KIND, EngineCore, EngineCounters};
 pub use error::{OpenError, ReplayRecordError};
 pub use request::{

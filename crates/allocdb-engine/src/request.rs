@@ -132,6 +132,9 @@ pub enum RejectionCode {
     EngineHalted,
     /// Indefinite: the engine shut down before the write's outcome was known.
     ShuttingDown,
+    /// Indefinite: the caller stopped waiting for the engine's answer (set by callers that
+    /// bound their wait; the write may still commit).
+    CommitTimeout,
 }
 
 impl RejectionCode {
@@ -143,9 +146,10 @@ impl RejectionCode {
             | RejectionCode::Overloaded
             | RejectionCode::SlotOverflow
             | RejectionCode::LsnExhausted => RejectionCategory::Definite,
-            RejectionCode::StorageFailure | RejectionCode::EngineHalted | RejectionCode::ShuttingDown => {
-                RejectionCategory::Indefinite
-            }
+            RejectionCode::StorageFailure
+            | RejectionCode::EngineHalted
+            | RejectionCode::ShuttingDown
+            | RejectionCode::CommitTimeout => RejectionCategory::Indefinite,
         }
     }
 
@@ -160,6 +164,7 @@ impl RejectionCode {
             RejectionCode::StorageFailure => "storage_failure",
             RejectionCode::EngineHalted => "engine_halted",
             RejectionCode::ShuttingDown => "shutting_down",
+            RejectionCode::CommitTimeout => "commit_timeout",
         }
     }
 }
@@ -190,6 +195,8 @@ pub enum ReadReply<T> {
     },
     /// The engine halted after a storage failure; reads fail closed until restart.
     Halted,
+    /// The engine's queue is full or it is shutting down; retry later.
+    Unavailable,
 }
 
 /// An owned copy of a lease read, so it can cross threads.
