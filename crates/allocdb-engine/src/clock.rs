@@ -6,10 +6,14 @@
 //! including the last slot found in the log at startup — so slots never go backwards across
 //! clock steps or restarts.
 
-/// A source of wall-clock time in milliseconds since the Unix epoch.
+/// A source of wall-clock time in milliseconds since the Unix epoch, plus a monotonic reading
+/// used only to measure durations for metrics (never to decide anything).
 pub trait Clock {
     /// The current time in milliseconds.
     fn now_ms(&self) -> u64;
+
+    /// A monotonic reading in nanoseconds, for measuring latencies.
+    fn monotonic_ns(&self) -> u64;
 }
 
 /// The operating system's wall clock.
@@ -22,6 +26,12 @@ impl Clock for SystemClock {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let start = START.get_or_init(std::time::Instant::now);
+        u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -51,6 +61,11 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.now_ms.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Virtual time: durations measured against a manual clock are whatever the test moved it.
+    fn monotonic_ns(&self) -> u64 {
+        self.now_ms().saturating_mul(1_000_000)
     }
 }
 

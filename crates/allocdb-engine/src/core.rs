@@ -57,6 +57,10 @@ pub struct EngineCounters {
     pub snapshots_installed: u64,
     /// Log bytes appended.
     pub log_bytes: u64,
+    /// Duration of the last log sync, in nanoseconds of the clock's monotonic reading (gauge).
+    pub last_sync_nanos: u64,
+    /// Total time spent in log syncs, in nanoseconds.
+    pub sync_nanos_total: u64,
 }
 
 /// What one planned record is for.
@@ -197,7 +201,10 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         if self.planned.is_empty() {
             return;
         }
-        if let Err(cause) = self.storage.flush_and_sync() {
+        let sync_started = self.clock.monotonic_ns();
+        let synced = self.storage.flush_and_sync();
+        let sync_nanos = self.clock.monotonic_ns().saturating_sub(sync_started);
+        if let Err(cause) = synced {
             self.halt(format!("log sync failed: {cause}"));
             for (planned, _) in &self.planned {
                 if let Planned::Request { index } = planned {
@@ -207,6 +214,8 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
             return;
         }
         self.counters.syncs += 1;
+        self.counters.last_sync_nanos = sync_nanos;
+        self.counters.sync_nanos_total += sync_nanos;
         self.apply_planned(requests, slot, &mut replies[first_reply..]);
         self.measure_expiration_backlog(slot);
         self.maybe_snapshot();

@@ -32,4 +32,4 @@ pub use request::{
     LeaseRead, LeaseSnapshot, OwnedCommand, ReadReply, RejectionCategory, RejectionCode, WriteReply,
     WriteRequest,
 };
-pub use runner::{Engine, EngineStatus, ReadCallback, WriteCallback};
+pub use runner::{Engine, EngineStatus, GroupObserver, GroupReport, ReadCallback, WriteCallback};

@@ -28,6 +28,22 @@ use crate::request::{RejectionCode, WriteReply, WriteRequest};
 /// A callback receiving one reply per request of a submitted batch, in order.
 pub type WriteCallback = Box<dyn FnOnce(Vec<WriteReply>) + Send>;
 
+/// What one group commit did, reported to an observer (metrics) after its replies went out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupReport {
+    /// Records logged in the group (0 when nothing needed logging).
+    pub records: u64,
+    /// Client writes answered (committed, from the retry cache, or rejected).
+    pub writes: u64,
+    /// Time spent in the log sync, if one happened.
+    pub sync_nanos: Option<u64>,
+    /// Time from the group's start to its replies.
+    pub group_nanos: u64,
+}
+
+/// Receives a [`GroupReport`] after every group, on the engine thread; must be quick.
+pub type GroupObserver = Arc<dyn Fn(&GroupReport) + Send + Sync>;
+
 /// A read run on the engine thread against the current state. The flag says whether the
 /// engine is halted (reads must then fail closed).
 pub type ReadCallback = Box<dyn FnOnce(&Kernel, bool) + Send>;
@@ -82,6 +98,22 @@ impl Engine {
         D::File: Send,
         C: Clock + Send + 'static,
     {
+        Engine::start_observed(core, None)
+    }
+
+    /// Starts the engine thread, calling `observer` after every group commit.
+    ///
+    /// # Errors
+    /// The thread could not be spawned.
+    pub fn start_observed<D, C>(
+        core: EngineCore<D, C>,
+        observer: Option<GroupObserver>,
+    ) -> std::io::Result<Engine>
+    where
+        D: LogDirectory + Send + 'static,
+        D::File: Send,
+        C: Clock + Send + 'static,
+    {
         let config = *core.config();
         // Messages are bounded by the command count below; the channel bound only needs to be
         // at least the number of messages that can carry one command each.
@@ -91,7 +123,7 @@ impl Engine {
         let thread_status = Arc::clone(&status);
         let thread = std::thread::Builder::new()
             .name("allocdb-engine".to_owned())
-            .spawn(move || run(core, &receiver, &thread_status))?;
+            .spawn(move || run(core, &receiver, &thread_status, observer.as_ref()))?;
         Ok(Engine {
             sender,
             status,
@@ -166,6 +198,7 @@ fn run<D: LogDirectory, C: Clock>(
     mut core: EngineCore<D, C>,
     receiver: &Receiver<Message>,
     status: &EngineStatus,
+    observer: Option<&GroupObserver>,
 ) {
     let tick = Duration::from_millis(core.config().slot_duration_ms);
     let batch_size_max = core.config().batch_size_max as usize;
@@ -198,7 +231,7 @@ fn run<D: LogDirectory, C: Clock>(
                 None
             };
         }
-        commit(&mut core, &mut writes, &mut replies, status);
+        commit(&mut core, &mut writes, &mut replies, status, observer);
         for done in snapshots.drain(..) {
             done(core.snapshot_now());
         }
@@ -226,8 +259,10 @@ fn commit<D: LogDirectory, C: Clock>(
     writes: &mut Vec<(Vec<WriteRequest>, WriteCallback)>,
     replies: &mut Vec<WriteReply>,
     status: &EngineStatus,
+    observer: Option<&GroupObserver>,
 ) {
     let started = Instant::now();
+    let before = core.counters();
     let requests: Vec<&WriteRequest> = writes.iter().flat_map(|(requests, _)| requests.iter()).collect();
     replies.clear();
     core.commit_group(&requests, replies);
@@ -246,5 +281,14 @@ fn commit<D: LogDirectory, C: Clock>(
         status.queued_commands.fetch_sub(count as u64, Ordering::AcqRel);
         reply(replies[offset..offset + count].to_vec());
         offset += count;
+    }
+    if let Some(observer) = observer {
+        let after = core.counters();
+        observer(&GroupReport {
+            records: after.records_applied - before.records_applied,
+            writes: offset as u64,
+            sync_nanos: (after.syncs > before.syncs).then_some(after.last_sync_nanos),
+            group_nanos: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        });
     }
 }
