@@ -1,0 +1,517 @@
+//! The harness: one engine over a simulated disk and a virtual clock, with the history checker
+//! wired into every call.
+//!
+//! The random driver (`simulation.rs`) and the scripted scenario tests both drive the node
+//! through this type, so both get the same checks: after every group, snapshot and recovery the
+//! kernel's invariants and the checker's rules are verified, and any violation comes back as a
+//! [`SimFailure`] naming the step. The harness owns the process lifecycle: a restart drops the
+//! engine (the dead process), crashes the simulated directory (losing unsynced bytes, or
+//! tearing the last write), and opens a new engine on the same directory. A scheduled write or
+//! sync failure that fires during recovery itself is a failed start: the harness crashes again
+//! and retries, a bounded number of times.
+
+use allocdb_core::{Kernel, Lsn, Slot};
+use allocdb_engine::{Clock, EngineConfig, EngineCore, ManualClock, OpenError, WriteReply, WriteRequest};
+use allocdb_storage::{RecoveryError, SimDirectory};
+
+use crate::checker::{Checker, GroupContext};
+use crate::request::SimRequest;
+use crate::stats::RunStats;
+use crate::trace::{TraceDigest, TraceTag};
+
+/// The engine type under simulation.
+pub type SimCore = EngineCore<SimDirectory, ManualClock>;
+
+/// How many times a start may fail on an injected I/O fault before the run fails. Each
+/// injected fault fires once, and at most two are scheduled at a time.
+const OPEN_ATTEMPTS_MAX: u32 = 4;
+
+/// A check failed (or the node misbehaved) at `step`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimFailure {
+    /// The step at which it was detected.
+    pub step: u64,
+    /// What went wrong, with the values involved.
+    pub reason: String,
+}
+
+/// How the process dies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashKind {
+    /// Power cut: everything unsynced is lost.
+    Clean,
+    /// Power cut during the last unsynced write: its first `keep_bytes` bytes reach the disk.
+    Torn {
+        /// Bytes of the last write that survive.
+        keep_bytes: usize,
+    },
+}
+
+/// A fault scheduled between a crash and the recovery that follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecoveryFault {
+    /// The `count`-th write from now fails.
+    FailWrite {
+        /// Which write (1 = the next).
+        count: u64,
+    },
+    /// The `count`-th sync from now fails.
+    FailSync {
+        /// Which sync (1 = the next).
+        count: u64,
+    },
+    /// The process stops at the `count`-th mutation from now.
+    Halt {
+        /// Which mutation (1 = the next).
+        count: u64,
+    },
+}
+
+/// What recovery made of a flipped bit in durable bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlipVerdict {
+    /// Recovery came back with exactly the state before the flip (the bit was in a segment
+    /// the snapshot covers, in space recovery treats as a torn tail of zeros, or in a snapshot
+    /// it could fall back from over a bridging log).
+    Harmless,
+    /// Recovery failed closed with this error.
+    CorruptionDetected {
+        /// The error.
+        message: String,
+    },
+    /// The flip damaged the newest record, which recovery cannot tell from a torn write and
+    /// dropped as one: the documented known limit of `docs/recovery.md` §4.
+    NewestRecordDropped {
+        /// The record that was dropped.
+        lsn: Lsn,
+    },
+}
+
+/// One engine, its disk, its clock, and the checker. See the module documentation.
+pub struct Harness {
+    config: EngineConfig,
+    directory: SimDirectory,
+    clock: ManualClock,
+    core: Option<SimCore>,
+    checker: Checker,
+    trace: TraceDigest,
+    step: u64,
+    stats: RunStats,
+}
+
+impl Harness {
+    /// Opens a fresh node on an empty simulated disk with the clock at `clock_start_ms`.
+    ///
+    /// # Errors
+    /// The engine refuses the configuration or the empty directory.
+    pub fn new(config: EngineConfig, clock_start_ms: u64) -> Result<Harness, SimFailure> {
+        let directory = SimDirectory::new();
+        let clock = ManualClock::new(clock_start_ms);
+        let core = EngineCore::open(directory.clone(), clock.clone(), config)
+            .map_err(|error| SimFailure { step: 0, reason: format!("fresh node failed to open: {error}") })?;
+        let mut harness = Harness {
+            checker: Checker::new(&config),
+            config,
+            directory,
+            clock,
+            core: Some(core),
+            trace: TraceDigest::default(),
+            step: 0,
+            stats: RunStats::default(),
+        };
+        harness.check()?;
+        Ok(harness)
+    }
+
+    /// Marks the start of step `step` (named in failures and folded into the trace).
+    pub fn begin_step(&mut self, step: u64) {
+        self.step = step;
+        self.stats.steps = step + 1;
+        self.trace.add(TraceTag::Step, step);
+    }
+
+    /// The current step.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    fn fail(&self, reason: impl Into<String>) -> SimFailure {
+        SimFailure { step: self.step, reason: reason.into() }
+    }
+
+    fn core(&self) -> &SimCore {
+        running(self.core.as_ref())
+    }
+
+    fn core_mut(&mut self) -> &mut SimCore {
+        let Some(core) = &mut self.core else { panic!("the harness always holds an engine between calls") };
+        core
+    }
+
+    /// The running engine's kernel.
+    pub fn kernel(&self) -> &Kernel {
+        self.core().kernel()
+    }
+
+    /// The engine configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The simulated disk, to schedule faults on.
+    pub fn directory(&self) -> &SimDirectory {
+        &self.directory
+    }
+
+    /// The history checker.
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// What happened so far.
+    pub fn stats(&self) -> &RunStats {
+        &self.stats
+    }
+
+    /// Mutable statistics, for the driver's own counters.
+    pub fn stats_mut(&mut self) -> &mut RunStats {
+        &mut self.stats
+    }
+
+    /// The trace digest so far.
+    pub fn trace_digest(&self) -> u64 {
+        self.trace.value()
+    }
+
+    /// Folds a driver event into the trace.
+    pub fn trace(&mut self, tag: TraceTag, value: u64) {
+        self.trace.add(tag, value);
+    }
+
+    /// Whether the engine halted after a storage failure (it answers `engine_halted` until
+    /// restarted).
+    pub fn is_halted(&self) -> bool {
+        self.core().halt_cause().is_some()
+    }
+
+    /// The slot the next group will carry.
+    pub fn current_slot(&mut self) -> Slot {
+        self.core_mut().current_slot()
+    }
+
+    /// The virtual wall clock.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Sets the virtual wall clock (it may go backwards, like a clock reset).
+    pub fn set_clock_ms(&mut self, now_ms: u64) {
+        self.trace.add(TraceTag::Clock, now_ms);
+        self.clock.set_ms(now_ms);
+    }
+
+    /// Commits one group, checks every reply and the state after it.
+    ///
+    /// # Errors
+    /// Any check that fails.
+    pub fn submit(&mut self, requests: &[SimRequest]) -> Result<Vec<WriteReply>, SimFailure> {
+        let group = GroupContext { slot: self.current_slot(), clock_ms: self.clock.now_ms() };
+        self.checker.before_group(requests).map_err(|message| self.fail(message))?;
+        let references: Vec<&WriteRequest> = requests.iter().map(|request| &request.request).collect();
+        let mut replies = Vec::with_capacity(requests.len());
+        self.core_mut().commit_group(&references, &mut replies);
+        self.stats.groups += 1;
+        self.stats.requests += requests.len() as u64;
+        for reply in &replies {
+            self.trace.add_reply(reply);
+        }
+        let core = running(self.core.as_ref());
+        self.checker
+            .after_group(core.kernel(), requests, &replies, group)
+            .map_err(|message| SimFailure { step: self.step, reason: message })?;
+        self.check()?;
+        Ok(replies)
+    }
+
+    /// Asks the engine for a snapshot now; returns the failure message if it failed (the
+    /// engine has then halted).
+    ///
+    /// # Errors
+    /// Any check that fails afterwards.
+    pub fn snapshot_now(&mut self) -> Result<Option<String>, SimFailure> {
+        let result = self.core_mut().snapshot_now();
+        self.trace.add(TraceTag::Snapshot, u64::from(result.is_some()));
+        self.check()?;
+        Ok(result)
+    }
+
+    /// Checks the kernel and the history as they stand.
+    ///
+    /// # Errors
+    /// The first violation.
+    pub fn check(&mut self) -> Result<(), SimFailure> {
+        let core = running(self.core.as_ref());
+        self.checker
+            .check_state(core.kernel())
+            .map_err(|message| SimFailure { step: self.step, reason: message })
+    }
+
+    /// Makes every scheduled write or sync failure unreachable (the liveness phase).
+    pub fn cancel_scheduled_faults(&self) {
+        self.directory.fail_write_in(u64::MAX);
+        self.directory.fail_sync_in(u64::MAX);
+    }
+
+    /// Kills the process, crashes the disk, and recovers: acknowledged writes must all be
+    /// there, slots must not go back, and without a storage failure the state must be exactly
+    /// the one before the crash.
+    ///
+    /// # Errors
+    /// Recovery fails, or any check fails.
+    pub fn restart(&mut self, crash: CrashKind) -> Result<(), SimFailure> {
+        self.restart_with_recovery_fault(crash, None)
+    }
+
+    /// [`Harness::restart`], with a fault scheduled after the crash so that it can fire inside
+    /// recovery (zeroing a torn tail, creating or growing a segment, removing temporary
+    /// files). A start that fails on it is retried after another crash.
+    ///
+    /// # Errors
+    /// Recovery fails for another reason, or any check fails.
+    pub fn restart_with_recovery_fault(
+        &mut self,
+        crash: CrashKind,
+        recovery_fault: Option<RecoveryFault>,
+    ) -> Result<(), SimFailure> {
+        let before = self.stop();
+        let kept = match crash {
+            CrashKind::Clean => self.directory.crash().map(|()| 0),
+            CrashKind::Torn { keep_bytes } => self.directory.crash_with_torn_write(keep_bytes),
+        }
+        .map_err(|error| self.fail(format!("simulated directory failed to crash: {error}")))?;
+        self.stats.restarts += 1;
+        if matches!(crash, CrashKind::Torn { .. }) {
+            self.stats.torn_crashes += 1;
+        }
+        self.trace.add(TraceTag::Recovery, kept as u64);
+        if let Some(fault) = recovery_fault {
+            self.stats.recovery_faults_scheduled += 1;
+            let (kind, count) = match fault {
+                RecoveryFault::FailWrite { count } => (1, count),
+                RecoveryFault::FailSync { count } => (2, count),
+                RecoveryFault::Halt { count } => (3, count),
+            };
+            match fault {
+                RecoveryFault::FailWrite { count } => self.directory.fail_write_in(count),
+                RecoveryFault::FailSync { count } => self.directory.fail_sync_in(count),
+                RecoveryFault::Halt { count } => self.directory.halt_in(count),
+            }
+            self.trace.add(TraceTag::Fault, kind << 32 | count);
+        }
+        let core = self
+            .open_core()
+            .map_err(|error| self.fail(format!("recovery failed after a crash (no media fault): {error}")))?;
+        self.start(core, &before)
+    }
+
+    /// Restarts with one bit of durable bytes flipped: `bit_index` of the byte at `offset` of
+    /// `file_name`. Recovery must fail closed, or come back with exactly the state before, or
+    /// (the documented limit) drop exactly the newest record as a torn tail. In the first and
+    /// last case the operator restores the directory from a copy taken before the flip, and the
+    /// node must then come back exactly as it was; in the harmless case the run goes on from
+    /// the damaged-but-recovered directory.
+    ///
+    /// # Errors
+    /// Recovery accepts damage silently, or any check fails.
+    pub fn flip_bit_and_restart(
+        &mut self,
+        file_name: &str,
+        offset: u64,
+        bit_index: u8,
+    ) -> Result<FlipVerdict, SimFailure> {
+        let before = self.stop();
+        let backup = durable_copy(&self.directory);
+        self.directory
+            .flip_bit(file_name, offset, bit_index)
+            .map_err(|error| self.fail(format!("flip of {file_name} at {offset} failed: {error}")))?;
+        self.directory.crash().map_err(|error| self.fail(format!("simulated crash failed: {error}")))?;
+        self.stats.restarts += 1;
+        self.stats.bit_flips += 1;
+        self.trace.add(TraceTag::MediaFault, offset);
+        let verdict = match self.open_core() {
+            Ok(core) => match self.judge_recovery_after_flip(core, &before, file_name, offset)? {
+                None => return Ok(FlipVerdict::Harmless),
+                Some(verdict) => verdict,
+            },
+            Err(OpenError::Recovery(error)) => {
+                self.stats.corruptions_detected += 1;
+                FlipVerdict::CorruptionDetected { message: error.to_string() }
+            }
+            Err(error) => {
+                return Err(self.fail(format!(
+                    "a flipped bit in {file_name} at offset {offset} got past the storage checksums: {error}"
+                )));
+            }
+        };
+        self.directory = backup;
+        let core = self
+            .open_core()
+            .map_err(|error| self.fail(format!("recovery from the pre-flip copy failed: {error}")))?;
+        self.start(core, &before)?;
+        Ok(verdict)
+    }
+
+    /// Classifies a successful recovery after a flip; installs the engine and returns `None`
+    /// when it recovered exactly the state before.
+    fn judge_recovery_after_flip(
+        &mut self,
+        core: SimCore,
+        before: &BeforeCrash,
+        file_name: &str,
+        offset: u64,
+    ) -> Result<Option<FlipVerdict>, SimFailure> {
+        let recovered_lsn = core.kernel().last_applied_lsn();
+        if recovered_lsn == before.last_applied_lsn && core.kernel().state_digest() == before.state_digest {
+            self.start(core, before)?;
+            return Ok(None);
+        }
+        let report = core.recovery_report();
+        // The flip must lie in what recovery cut: from the torn frame's start to the end of the
+        // file (everything after a torn frame is zeros). Not just in `size_bytes`: a start that
+        // failed on an injected fault may already have zeroed part of the frame.
+        let dropped_as_torn_tail = report
+            .torn_tail
+            .as_ref()
+            .is_some_and(|torn| torn.file_name == file_name && offset >= torn.offset);
+        if dropped_as_torn_tail && recovered_lsn + 1 == before.last_applied_lsn {
+            core.kernel().check_invariants().map_err(|violation| {
+                self.fail(format!("kernel invariant after a dropped record: {violation}"))
+            })?;
+            self.stats.newest_records_dropped += 1;
+            return Ok(Some(FlipVerdict::NewestRecordDropped { lsn: before.last_applied_lsn }));
+        }
+        Err(self.fail(format!(
+            "a flipped bit in {file_name} at offset {offset} changed the recovered state without \
+             failing closed: lsn {} -> {recovered_lsn}, report {report:?}",
+            before.last_applied_lsn
+        )))
+    }
+
+    /// Drops the engine (the process dies) and returns what it had applied.
+    fn stop(&mut self) -> BeforeCrash {
+        let Some(core) = self.core.take() else { panic!("the harness always holds an engine between calls") };
+        self.stats.snapshots_installed += core.counters().snapshots_installed;
+        let kernel = core.kernel();
+        BeforeCrash {
+            halted: core.halt_cause().is_some(),
+            last_applied_lsn: kernel.last_applied_lsn(),
+            last_request_slot: kernel.last_request_slot(),
+            state_digest: kernel.state_digest(),
+        }
+    }
+
+    /// Opens the engine, crashing and retrying when an injected write or sync failure or a
+    /// halt fires during recovery (a failed start, not a defect).
+    fn open_core(&mut self) -> Result<SimCore, OpenError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match EngineCore::open(self.directory.clone(), self.clock.clone(), self.config) {
+                Err(error) if attempt < OPEN_ATTEMPTS_MAX && is_injected_io_failure(&error) => {
+                    self.stats.failed_starts += 1;
+                    self.trace.add(TraceTag::Fault, u64::from(attempt));
+                    if let Err(crash_error) = self.directory.crash() {
+                        panic!("simulated directory failed to crash: {crash_error}");
+                    }
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Installs a recovered engine and checks it against what the dead one had.
+    fn start(&mut self, core: SimCore, before: &BeforeCrash) -> Result<(), SimFailure> {
+        let report = core.recovery_report();
+        self.trace.add(TraceTag::Recovery, report.last_lsn);
+        self.trace.add(TraceTag::Recovery, report.last_slot);
+        self.trace.add(TraceTag::Recovery, report.torn_tail.as_ref().map_or(u64::MAX, |torn| torn.offset));
+        if report.torn_tail.is_some() {
+            self.stats.torn_tails_repaired += 1;
+        }
+        self.stats.records_replayed += report.records_replayed;
+        let kernel = core.kernel();
+        self.trace.add(TraceTag::State, kernel.state_digest());
+        if kernel.last_applied_lsn() < before.last_applied_lsn {
+            return Err(self.fail(format!(
+                "recovery lost applied records: lsn {} before the crash, {} after",
+                before.last_applied_lsn,
+                kernel.last_applied_lsn()
+            )));
+        }
+        if kernel.last_applied_lsn() == before.last_applied_lsn
+            && kernel.state_digest() != before.state_digest
+        {
+            return Err(self.fail("recovered the same lsn as before the crash but a different state"));
+        }
+        if !before.halted && kernel.last_applied_lsn() != before.last_applied_lsn {
+            return Err(self.fail(format!(
+                "a healthy engine crashed at lsn {} but recovered lsn {}: records appeared",
+                before.last_applied_lsn,
+                kernel.last_applied_lsn()
+            )));
+        }
+        if kernel.last_request_slot() < before.last_request_slot
+            || report.last_slot < before.last_request_slot
+        {
+            return Err(self.fail(format!(
+                "slot went backwards across a restart: {} before, {} after (report {})",
+                before.last_request_slot,
+                kernel.last_request_slot(),
+                report.last_slot
+            )));
+        }
+        self.core = Some(core);
+        let slot = self.current_slot();
+        let core = running(self.core.as_ref());
+        self.checker
+            .after_recovery(core.kernel(), slot)
+            .map_err(|message| SimFailure { step: self.step, reason: message })?;
+        self.check()
+    }
+}
+
+/// The engine of a harness between calls (it is only ever absent inside a restart). A free
+/// function so that callers can borrow the engine and the checker at the same time.
+fn running(core: Option<&SimCore>) -> &SimCore {
+    let Some(core) = core else { panic!("the harness always holds an engine between calls") };
+    core
+}
+
+/// What the dead process had applied.
+struct BeforeCrash {
+    halted: bool,
+    last_applied_lsn: Lsn,
+    last_request_slot: Slot,
+    state_digest: u64,
+}
+
+/// A new simulated directory holding the durable files of `directory` (names and bytes):
+/// the operator's backup. Scheduled faults and counters are not copied.
+fn durable_copy(directory: &SimDirectory) -> SimDirectory {
+    let copy = SimDirectory::new();
+    for name in directory.file_names() {
+        if let Some(bytes) = directory.durable_bytes(&name) {
+            copy.put_durably(&name, &bytes);
+        }
+    }
+    copy
+}
+
+/// Whether an open failed on a write or sync failure the simulator scheduled.
+fn is_injected_io_failure(error: &OpenError) -> bool {
+    let OpenError::Recovery(RecoveryError::Io(failure)) = error else { return false };
+    let message = failure.source.to_string();
+    message.contains("simulated write failure")
+        || message.contains("simulated sync failure")
+        || message.contains("simulated halt")
+}
