@@ -681,7 +681,8 @@ fn restore_operations(kernel: &mut Kernel, reader: &mut Reader<'_>) -> Result<()
         record.result = result;
         record.lease_epoch = reader.u8()?;
         if record.lease_epoch > 2 || (record.lease_epoch != 0 && result != ResultCode::Ok) {
-            return Err(reader.invalid("operation_epoch", format!("epoch {} with result {result}", record.lease_epoch)));
+            return Err(reader
+                .invalid("operation_epoch", format!("epoch {} with result {result}", record.lease_epoch)));
         }
         kernel.operations.insert(record);
     }

@@ -181,7 +181,8 @@ impl ServerConfig {
 
     /// The configuration as TOML, for `--print-config`.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot print configuration: {error}\n"))
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|error| format!("# cannot print configuration: {error}\n"))
     }
 
     /// The cluster id as a number.
@@ -189,9 +190,9 @@ impl ServerConfig {
     /// # Errors
     /// The id is not a decimal u128.
     pub fn cluster_id_value(&self) -> Result<u128, ConfigFileError> {
-        self.cluster_id
-            .parse()
-            .map_err(|_| ConfigFileError::Invalid(format!("cluster_id {:?} is not a decimal u128", self.cluster_id)))
+        self.cluster_id.parse().map_err(|_| {
+            ConfigFileError::Invalid(format!("cluster_id {:?} is not a decimal u128", self.cluster_id))
+        })
     }
 
     /// The engine configuration these settings describe, with a fresh table-hash seed.

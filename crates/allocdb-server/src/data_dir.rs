@@ -50,7 +50,9 @@ pub enum DataDirError {
         supported: u32,
     },
     /// The directory belongs to another cluster or node.
-    #[error("data directory {path} belongs to cluster {found_cluster} node {found_node}, not cluster {cluster} node {node}")]
+    #[error(
+        "data directory {path} belongs to cluster {found_cluster} node {found_node}, not cluster {cluster} node {node}"
+    )]
     IdentityMismatch {
         /// The directory.
         path: PathBuf,
@@ -72,7 +74,9 @@ pub enum DataDirError {
         reason: String,
     },
     /// Log or snapshot files exist but no identity file.
-    #[error("data directory {path} holds database files but no IDENTITY file; refusing to guess whose data it is")]
+    #[error(
+        "data directory {path} holds database files but no IDENTITY file; refusing to guess whose data it is"
+    )]
     MissingIdentity {
         /// The directory.
         path: PathBuf,
@@ -166,8 +170,11 @@ fn check_identity(path: &Path, text: &str, cluster_id: u128, node_id: u64) -> Re
 }
 
 fn refuse_unidentified_files(path: &Path) -> Result<(), DataDirError> {
-    let entries = std::fs::read_dir(path)
-        .map_err(|source| DataDirError::Io { path: path.to_owned(), action: "list", source })?;
+    let entries = std::fs::read_dir(path).map_err(|source| DataDirError::Io {
+        path: path.to_owned(),
+        action: "list",
+        source,
+    })?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("log-") || name.starts_with("snapshot-") {
@@ -211,14 +218,21 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         drop(DataDir::open(directory.path(), 5, 1).unwrap());
         let error = DataDir::open(directory.path(), 6, 1).unwrap_err();
-        assert!(matches!(error, DataDirError::IdentityMismatch { found_cluster: 5, cluster: 6, .. }), "{error}");
+        assert!(
+            matches!(error, DataDirError::IdentityMismatch { found_cluster: 5, cluster: 6, .. }),
+            "{error}"
+        );
     }
 
     #[test]
     fn future_format_version_is_refused() {
         let directory = tempfile::tempdir().unwrap();
         drop(DataDir::open(directory.path(), 1, 1).unwrap());
-        std::fs::write(directory.path().join("IDENTITY"), "format_version = 99\ncluster_id = 1\nnode_id = 1\n").unwrap();
+        std::fs::write(
+            directory.path().join("IDENTITY"),
+            "format_version = 99\ncluster_id = 1\nnode_id = 1\n",
+        )
+        .unwrap();
         let error = DataDir::open(directory.path(), 1, 1).unwrap_err();
         assert!(matches!(error, DataDirError::IncompatibleVersion { found: 99, .. }), "{error}");
     }

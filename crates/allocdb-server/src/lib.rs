@@ -8,10 +8,12 @@
 
 #![forbid(unsafe_code)]
 
+mod binary;
 mod config;
 mod data_dir;
 mod node;
 
+pub use binary::serve_binary;
 pub use config::{ConfigFileError, LimitsConfig, NetworkConfig, ServerConfig};
 pub use data_dir::{DATA_FORMAT_VERSION, DataDir, DataDirError};
 pub use node::{Node, NodeStatus, StartError};

@@ -87,10 +87,8 @@ impl Node {
         config.validate()?;
         let cluster_id = config.cluster_id_value()?;
         let data_dir = DataDir::open(&config.data_dir, cluster_id, config.node_id)?;
-        let directory = FsDirectory::open(&config.data_dir).map_err(|source| StartError::Storage {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
+        let directory = FsDirectory::open(&config.data_dir)
+            .map_err(|source| StartError::Storage { path: config.data_dir.display().to_string(), source })?;
         // The table hash seed only shapes memory layout, never results, so a fresh one per
         // start is safe and keeps crafted-collision attacks from being prepared offline.
         let engine_config = config.engine_config(fresh_hash_seed());
@@ -162,7 +160,11 @@ impl Node {
     }
 
     /// Reads a resource once `min_lsn` is applied.
-    pub async fn read_resource(&self, resource_id: ResourceId, min_lsn: Lsn) -> ReadReply<Option<ResourceView>> {
+    pub async fn read_resource(
+        &self,
+        resource_id: ResourceId,
+        min_lsn: Lsn,
+    ) -> ReadReply<Option<ResourceView>> {
         self.read(min_lsn, move |kernel| kernel.resource(resource_id)).await
     }
 
