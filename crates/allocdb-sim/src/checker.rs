@@ -8,7 +8,9 @@
 //!   acknowledged operation still inside its dedupe window (`Kernel::check_retry`) returns the
 //!   identical outcome, flagged `from_retry_cache`;
 //! - **at-most-once**: one operation key is executed (answered with a fresh, not cached,
-//!   outcome) at most once in the whole run, and fresh outcomes have strictly increasing lsns;
+//!   outcome other than `operation_table_full`, which executes nothing) at most once in the
+//!   whole run, fresh outcomes have strictly increasing lsns, and a second delivery — later, or
+//!   in the same group — gets the original outcome from the retry cache;
 //! - **indefinite resolution**: after each recovery the checker asks the kernel whether every
 //!   pending operation's record is durable; the retry must then come back from the retry cache
 //!   with that outcome, or execute fresh if it was not durable — and once durable, a record
@@ -67,7 +69,10 @@ enum Durability {
 #[derive(Clone, Debug)]
 struct PendingOperation {
     command: OwnedCommand,
-    /// The group slot of the first attempt: every slot the record can carry is at or above it.
+    /// The group slot of the first attempt: every slot the record can carry is at or above it,
+    /// because the slot was `max(clock, floor)`, the floor only rises, and the clock is never
+    /// set below it while the operation is pending (resets happen only between processes, see
+    /// `Harness::restart_with`).
     first_slot: Slot,
     /// The engine clock at the first attempt.
     first_clock_ms: u64,
@@ -97,6 +102,8 @@ pub struct HistoryCounts {
     pub resolved_fresh: u64,
     /// Duplicate deliveries answered from the retry cache.
     pub duplicates_answered: u64,
+    /// Second copies within one group answered from the retry cache.
+    pub echoes_answered: u64,
     /// Leases observed to end, by how.
     pub leases_ended: BTreeMap<&'static str, u64>,
 }
@@ -179,8 +186,19 @@ impl Checker {
     /// # Errors
     /// A simulator defect: a retry with a different command, or a reused key.
     pub fn before_group(&mut self, requests: &[SimRequest]) -> Result<(), String> {
-        for request in requests {
+        for (index, request) in requests.iter().enumerate() {
             let key = request.key();
+            if request.intent == Intent::Echo {
+                let original = requests[..index].iter().any(|earlier| {
+                    earlier.intent != Intent::Echo
+                        && earlier.key() == key
+                        && earlier.command() == request.command()
+                });
+                if !original {
+                    return Err(format!("simulator echoed {key:?} without an original earlier in the group"));
+                }
+                continue;
+            }
             if let Some(pending) = self.pending.get(&key) {
                 if pending.command != *request.command() {
                     return Err(format!("simulator retried {key:?} with a different command"));
@@ -268,16 +286,25 @@ impl Checker {
             return Err("operation_conflict for a key the simulator only ever sends one command with".into());
         }
         let normalized = Outcome { from_retry_cache: false, ..outcome };
-        if request.intent == Intent::Duplicate {
+        // An echo whose original was answered (and remembered) earlier in this group must get
+        // the same answer as a duplicate; otherwise (the original was refused
+        // `operation_table_full`, which remembers nothing) it is a first execution.
+        if request.intent == Intent::Duplicate
+            || (request.intent == Intent::Echo && self.acked.contains_key(&key))
+        {
             let acked = self.acked.get(&key).ok_or("duplicate of an unknown operation")?;
             if !outcome.from_retry_cache || normalized != acked.outcome {
                 return Err(format!(
-                    "duplicate delivery inside the dedupe window was not answered with the original \
+                    "second delivery inside the dedupe window was not answered with the original \
                      outcome from the retry cache (original {:?})",
                     acked.outcome
                 ));
             }
-            self.counts.duplicates_answered += 1;
+            if request.intent == Intent::Echo {
+                self.counts.echoes_answered += 1;
+            } else {
+                self.counts.duplicates_answered += 1;
+            }
             return Ok(());
         }
         let (window_start_slot, first_clock_ms) = if let Some(pending) = self.pending.remove(&key) {
@@ -307,8 +334,10 @@ impl Checker {
             }
             (group.slot, group.clock_ms)
         };
+        // `operation_table_full` executed nothing and is not remembered; everything else is.
+        let remembered = outcome.result != ResultCode::OperationTableFull;
         if !outcome.from_retry_cache {
-            if !self.executed.insert(key) {
+            if remembered && !self.executed.insert(key) {
                 return Err("operation executed a second time (a second fresh outcome for one key)".into());
             }
             if outcome.applied_lsn <= self.fresh_lsn_max {
@@ -321,8 +350,7 @@ impl Checker {
             *self.counts.results.entry(outcome.result.as_str()).or_default() += 1;
         }
         self.acked_lsn_max = self.acked_lsn_max.max(outcome.applied_lsn);
-        // `operation_table_full` executed nothing and is not remembered; everything else is.
-        if outcome.result != ResultCode::OperationTableFull {
+        if remembered {
             check_cached(kernel, key, request.command(), group.slot, normalized)?;
             self.acked.insert(
                 key,
@@ -432,7 +460,7 @@ impl Checker {
     }
 
     fn on_indefinite(&mut self, request: &SimRequest, group: GroupContext) {
-        if request.intent == Intent::Duplicate {
+        if matches!(request.intent, Intent::Duplicate | Intent::Echo) {
             return;
         }
         self.pending.entry(request.key()).or_insert_with(|| PendingOperation {
@@ -458,10 +486,7 @@ impl Checker {
         }
         let window = self.dedupe_window_slots;
         self.acked.retain(|_, acked| slot < acked.window_start_slot + window);
-        for (key, acked) in &self.acked {
-            check_cached(kernel, *key, &acked.command, slot, acked.outcome)
-                .map_err(|message| format!("after recovery, acknowledged {key:?}: {message}"))?;
-        }
+        self.check_acknowledged(kernel, slot).map_err(|message| format!("after recovery, {message}"))?;
         for (key, pending) in &mut self.pending {
             let now = match kernel.check_retry(*key, &pending.command.as_command(), slot) {
                 None => Durability::NotDurable,
@@ -485,6 +510,30 @@ impl Checker {
                 }
                 _ => pending.durability = now,
             }
+        }
+        Ok(())
+    }
+
+    /// Checks that every acknowledged operation still inside its dedupe window at `slot` is
+    /// answered from the retry cache with its original outcome.
+    ///
+    /// # Errors
+    /// The first operation whose retry would get anything else.
+    pub fn check_acknowledged(&self, kernel: &Kernel, slot: Slot) -> Result<(), String> {
+        for (key, acked) in &self.acked {
+            if slot >= acked.window_start_slot + self.dedupe_window_slots {
+                continue;
+            }
+            check_cached(kernel, *key, &acked.command, slot, acked.outcome).map_err(|message| {
+                format!(
+                    "acknowledged {key:?} (window from slot {} for {} slots; kernel at lsn {} slot {}): \
+                     {message}",
+                    acked.window_start_slot,
+                    self.dedupe_window_slots,
+                    kernel.last_applied_lsn(),
+                    kernel.last_request_slot()
+                )
+            })?;
         }
         Ok(())
     }

@@ -47,6 +47,19 @@ pub enum CrashKind {
     },
 }
 
+/// How a restart goes: see [`Harness::restart_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Restart {
+    /// How the process dies.
+    pub crash: CrashKind,
+    /// A fault aimed inside the recovery.
+    pub recovery_fault: Option<RecoveryFault>,
+    /// The wall clock the new process starts with (it may be behind the old one: a clock reset).
+    /// Resetting the clock between processes, never inside one, keeps every slot the dead
+    /// process handed out for a pending operation a lower bound of the slot its record gets.
+    pub clock_ms: Option<u64>,
+}
+
 /// A fault scheduled between a crash and the recovery that follows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecoveryFault {
@@ -204,7 +217,9 @@ impl Harness {
         self.clock.now_ms()
     }
 
-    /// Sets the virtual wall clock (it may go backwards, like a clock reset).
+    /// Sets the virtual wall clock. Setting it backwards inside a process while an operation
+    /// is pending voids the retry-window reasoning of the checker; use [`Restart::clock_ms`]
+    /// for clock resets.
     pub fn set_clock_ms(&mut self, now_ms: u64) {
         self.trace.add(TraceTag::Clock, now_ms);
         self.clock.set_ms(now_ms);
@@ -269,20 +284,21 @@ impl Harness {
     /// # Errors
     /// Recovery fails, or any check fails.
     pub fn restart(&mut self, crash: CrashKind) -> Result<(), SimFailure> {
-        self.restart_with_recovery_fault(crash, None)
+        self.restart_with(Restart { crash, recovery_fault: None, clock_ms: None })
     }
 
-    /// [`Harness::restart`], with a fault scheduled after the crash so that it can fire inside
-    /// recovery (zeroing a torn tail, creating or growing a segment, removing temporary
-    /// files). A start that fails on it is retried after another crash.
+    /// [`Harness::restart`] with the options of [`Restart`]: a fault scheduled after the crash
+    /// so that it fires inside recovery (a start that fails on it is retried after another
+    /// crash), and a wall-clock reset while the node is down.
     ///
     /// # Errors
     /// Recovery fails for another reason, or any check fails.
-    pub fn restart_with_recovery_fault(
-        &mut self,
-        crash: CrashKind,
-        recovery_fault: Option<RecoveryFault>,
-    ) -> Result<(), SimFailure> {
+    pub fn restart_with(&mut self, restart: Restart) -> Result<(), SimFailure> {
+        let Restart { crash, recovery_fault, clock_ms } = restart;
+        let slot = self.current_slot();
+        self.checker
+            .check_acknowledged(running(self.core.as_ref()).kernel(), slot)
+            .map_err(|message| self.fail(format!("before a crash, {message}")))?;
         let before = self.stop();
         let kept = match crash {
             CrashKind::Clean => self.directory.crash().map(|()| 0),
@@ -294,6 +310,9 @@ impl Harness {
             self.stats.torn_crashes += 1;
         }
         self.trace.add(TraceTag::Recovery, kept as u64);
+        if let Some(clock_ms) = clock_ms {
+            self.set_clock_ms(clock_ms);
+        }
         if let Some(fault) = recovery_fault {
             self.stats.recovery_faults_scheduled += 1;
             let (kind, count) = match fault {

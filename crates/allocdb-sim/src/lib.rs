@@ -27,7 +27,7 @@ mod workload;
 
 pub use checker::{Checker, FOREIGN_HOLDER_ID, GroupContext, HistoryCounts};
 pub use config::{FaultRates, SimConfig, WorkloadShape};
-pub use harness::{CrashKind, FlipVerdict, Harness, RecoveryFault, SimCore, SimFailure};
+pub use harness::{CrashKind, FlipVerdict, Harness, RecoveryFault, Restart, SimCore, SimFailure};
 pub use request::{Intent, SimRequest};
 pub use rng::Rng;
 pub use simulation::{RunFailure, RunOptions, RunReport, config_for_seed, replay_command, run};

@@ -19,6 +19,10 @@ pub enum Intent {
     /// A second delivery of an operation already answered: must return the original outcome
     /// from the retry cache.
     Duplicate,
+    /// A second copy of an earlier request in the same group (a client that resent before its
+    /// first copy was answered): both copies are logged, and at apply the second finds the
+    /// first's record, so it must return the first's outcome from the retry cache.
+    Echo,
 }
 
 /// One keyed write of a simulated client.

@@ -22,7 +22,7 @@ use allocdb_core::Slot;
 use allocdb_storage::SimDirectory;
 
 use crate::config::SimConfig;
-use crate::harness::{CrashKind, FlipVerdict, Harness, RecoveryFault, SimFailure};
+use crate::harness::{CrashKind, FlipVerdict, Harness, RecoveryFault, Restart, SimFailure};
 use crate::request::SimRequest;
 use crate::rng::Rng;
 use crate::stats::RunStats;
@@ -140,12 +140,14 @@ pub fn run(seed: u64, options: &RunOptions) -> Result<RunReport, RunFailure> {
     simulation.run().map_err(failure)?;
     let counts = simulation.harness.checker().counts();
     let history = format!(
-        "results={:?} rejections={:?} resolved_from_cache={} resolved_fresh={} duplicates={} leases_ended={:?}",
+        "results={:?} rejections={:?} resolved_from_cache={} resolved_fresh={} duplicates={} echoes={} \
+         leases_ended={:?}",
         counts.results,
         counts.rejections,
         counts.resolved_from_cache,
         counts.resolved_fresh,
         counts.duplicates_answered,
+        counts.echoes_answered,
         counts.leases_ended
     );
     Ok(RunReport {
@@ -321,25 +323,26 @@ impl Simulation {
         } else {
             None
         };
-        self.harness.restart_with_recovery_fault(crash, recovery_fault)?;
-        if self.fault_rng.chance(faults.clock_step_back_per_mille) {
-            self.step_clock_back();
-        }
+        let clock_ms = if self.fault_rng.chance(faults.clock_step_back_per_mille) {
+            Some(self.clock_after_reset())
+        } else {
+            None
+        };
+        self.harness.restart_with(Restart { crash, recovery_fault, clock_ms })?;
         if self.fault_rng.chance(faults.bit_flip_per_mille) {
             return self.flip_bit();
         }
         Ok(())
     }
 
-    /// A wall-clock reset: back by up to a hundred slots, but never below the first attempt of
-    /// a pending operation (its retry window is counted from there).
-    fn step_clock_back(&mut self) {
+    /// A wall-clock reset while the node is down: back by up to a hundred slots, but never
+    /// below the first attempt of a pending operation (its retry window is counted from there).
+    fn clock_after_reset(&mut self) -> u64 {
         let slot_ms = self.config.engine.slot_duration_ms;
         let back_ms = self.fault_rng.range(1, 100 * slot_ms);
         let floor_ms = self.harness.checker().pending_first_slot_max().map_or(0, |slot: Slot| slot * slot_ms);
-        let target_ms = self.harness.now_ms().saturating_sub(back_ms).max(floor_ms);
         self.harness.stats_mut().clock_steps_back += 1;
-        self.harness.set_clock_ms(target_ms);
+        self.harness.now_ms().saturating_sub(back_ms).max(floor_ms)
     }
 
     /// Flips one bit of a durable segment or snapshot byte and restarts.

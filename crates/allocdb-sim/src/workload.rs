@@ -28,6 +28,8 @@ const HELD_LEASE_COUNT_MAX: usize = 6;
 const OPERATOR_LEASE_COUNT_MAX: usize = 32;
 /// The client id of the operator.
 const OPERATOR_CLIENT_ID: u128 = 1_000_000;
+/// Chance per request that a second copy of it is sent in the same group.
+const ECHO_PER_MILLE: u64 = 25;
 /// A never-current epoch for fencing checks (epochs never exceed 2).
 const FOREIGN_EPOCH: u64 = 1_000;
 
@@ -114,7 +116,19 @@ impl Workload {
             order.swap(position, pick);
         }
         order.truncate(size);
-        order.into_iter().map(|index| (index, self.next_request(index, kernel, checker, slot))).collect()
+        let mut group: Vec<(usize, SimRequest)> =
+            order.into_iter().map(|index| (index, self.next_request(index, kernel, checker, slot))).collect();
+        // Now and then a client resends before its first copy is answered: the copy lands later
+        // in the same group.
+        for position in (0..group.len()).rev() {
+            if self.rng.chance(ECHO_PER_MILLE) {
+                let (index, request) = &group[position];
+                let echo = (*index, SimRequest { intent: Intent::Echo, ..request.clone() });
+                let at = position + 1 + self.rng.index(group.len() - position);
+                group.insert(at, echo);
+            }
+        }
+        group
     }
 
     /// Every waiting retry, for the liveness phase.
@@ -256,6 +270,7 @@ impl Workload {
     pub fn observe(&mut self, index: usize, request: &SimRequest, reply: &WriteReply) {
         let client = &mut self.clients[index];
         match reply {
+            _ if request.intent == Intent::Echo => {}
             WriteReply::Rejected(code) if code.category() == RejectionCategory::Indefinite => {
                 if request.intent != Intent::Duplicate {
                     client.waiting = Some(request.clone());

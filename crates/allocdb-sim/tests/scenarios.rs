@@ -3,13 +3,14 @@
 //! no early reuse, slots monotonic, kernel invariants): a crash at every mutation of a snapshot
 //! installation, a failed sync, a halt between write and sync with the write on disk, a group
 //! commit whose first half was synced before its last sync failed, flipped bits in a middle and
-//! in the newest record, and — to show the checker is not vacuous — a deleted tail segment,
-//! which the engine does not claim to survive and the checker must report.
+//! in the newest record, a second copy of a write in the same group, a wall-clock reset while
+//! the node is down, and — to show the checker is not vacuous — a deleted tail segment, which
+//! the engine does not claim to survive and the checker must report.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
 
 use allocdb_core::{KernelConfig, ResourceId};
 use allocdb_engine::{EngineConfig, OwnedCommand, RejectionCode, WriteReply};
-use allocdb_sim::{CrashKind, FlipVerdict, Harness, Intent, SimRequest};
+use allocdb_sim::{CrashKind, FlipVerdict, Harness, Intent, Restart, SimRequest};
 use allocdb_storage::StorageConfig;
 
 const CLOCK_START_MS: u64 = 1_000_000;
@@ -256,4 +257,35 @@ fn checker_reports_acknowledged_writes_lost_with_a_deleted_tail_segment() {
     harness.directory().remove_durably(&last_segment).unwrap();
     let failure = harness.restart(CrashKind::Clean).expect_err("lost records must be reported");
     assert!(failure.reason.contains("lost"), "{}", failure.reason);
+}
+
+#[test]
+fn second_copy_in_the_same_group_returns_the_first_outcome_from_the_cache() {
+    let mut harness = Harness::new(config(), CLOCK_START_MS).unwrap();
+    submit(&mut harness, &[create(1, 1, 1)]);
+    let first = reserve(2, 1, 1);
+    let echo = SimRequest { intent: Intent::Echo, ..first.clone() };
+    let replies = submit(&mut harness, &[first, create(3, 1, 2), echo]);
+    let (WriteReply::Committed(original), WriteReply::Committed(copy)) = (replies[0], replies[2]) else {
+        panic!("{replies:?}")
+    };
+    assert!(!original.from_retry_cache);
+    assert!(copy.from_retry_cache);
+    assert_eq!(copy.applied_lsn, original.applied_lsn);
+    assert_eq!(copy.lease_id, original.lease_id);
+    assert_eq!(harness.checker().counts().echoes_answered, 1);
+}
+
+#[test]
+fn clock_reset_while_the_node_is_down_does_not_lower_the_slot() {
+    let mut harness = Harness::new(config(), CLOCK_START_MS).unwrap();
+    submit(&mut harness, &[create(1, 1, 1), reserve(1, 2, 1)]);
+    let slot = harness.kernel().last_request_slot();
+    let earlier_ms = CLOCK_START_MS - 50_000;
+    harness
+        .restart_with(Restart { crash: CrashKind::Clean, recovery_fault: None, clock_ms: Some(earlier_ms) })
+        .unwrap();
+    assert_eq!(harness.now_ms(), earlier_ms);
+    submit(&mut harness, &[create(1, 3, 2)]);
+    assert_eq!(harness.kernel().last_request_slot(), slot, "the slot holds at the last logged slot");
 }
