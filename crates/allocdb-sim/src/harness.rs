@@ -58,6 +58,10 @@ pub struct Restart {
     /// Resetting the clock between processes, never inside one, keeps every slot the dead
     /// process handed out for a pending operation a lower bound of the slot its record gets.
     pub clock_ms: Option<u64>,
+    /// New table capacities (nothing else may change). Recovery replays the log after the
+    /// snapshot with them, and capacities decide results, so only restart with new capacities
+    /// when the snapshot covers the whole log (`snapshot_now` on a healthy engine).
+    pub config: Option<EngineConfig>,
 }
 
 /// A fault scheduled between a crash and the recovery that follows it.
@@ -284,22 +288,37 @@ impl Harness {
     /// # Errors
     /// Recovery fails, or any check fails.
     pub fn restart(&mut self, crash: CrashKind) -> Result<(), SimFailure> {
-        self.restart_with(Restart { crash, recovery_fault: None, clock_ms: None })
+        self.restart_with(Restart { crash, recovery_fault: None, clock_ms: None, config: None })
     }
 
     /// [`Harness::restart`] with the options of [`Restart`]: a fault scheduled after the crash
     /// so that it fires inside recovery (a start that fails on it is retried after another
-    /// crash), and a wall-clock reset while the node is down.
+    /// crash), a wall-clock reset while the node is down, and new table capacities.
     ///
     /// # Errors
     /// Recovery fails for another reason, or any check fails.
+    ///
+    /// # Panics
+    /// If a new configuration changes anything but capacities (the checker's windows and the
+    /// workload's bundles would no longer match).
     pub fn restart_with(&mut self, restart: Restart) -> Result<(), SimFailure> {
-        let Restart { crash, recovery_fault, clock_ms } = restart;
+        let Restart { crash, recovery_fault, clock_ms, config } = restart;
         let slot = self.current_slot();
         self.checker
             .check_acknowledged(running(self.core.as_ref()).kernel(), slot)
             .map_err(|message| self.fail(format!("before a crash, {message}")))?;
-        let before = self.stop();
+        if let Some(config) = &config {
+            assert_eq!(
+                capacities_cleared(config),
+                capacities_cleared(&self.config),
+                "a restart may change table capacities only"
+            );
+        }
+        let before = self.stop(config.as_ref())?;
+        if let Some(config) = config {
+            self.config = config;
+            self.stats.capacity_changes += 1;
+        }
         let kept = match crash {
             CrashKind::Clean => self.directory.crash().map(|()| 0),
             CrashKind::Torn { keep_bytes } => self.directory.crash_with_torn_write(keep_bytes),
@@ -348,7 +367,7 @@ impl Harness {
         offset: u64,
         bit_index: u8,
     ) -> Result<FlipVerdict, SimFailure> {
-        let before = self.stop();
+        let before = self.stop(None)?;
         let backup = durable_copy(&self.directory);
         self.directory
             .flip_bit(file_name, offset, bit_index)
@@ -416,17 +435,27 @@ impl Harness {
         )))
     }
 
-    /// Drops the engine (the process dies) and returns what it had applied.
-    fn stop(&mut self) -> BeforeCrash {
+    /// Drops the engine (the process dies) and returns what it had applied. With a
+    /// `next_config`, the state digest is that of its state restored into the next
+    /// configuration's tables (snapshots carry the configuration, so capacities change it).
+    fn stop(&mut self, next_config: Option<&EngineConfig>) -> Result<BeforeCrash, SimFailure> {
         let Some(core) = self.core.take() else { panic!("the harness always holds an engine between calls") };
         self.stats.snapshots_installed += core.counters().snapshots_installed;
         let kernel = core.kernel();
-        BeforeCrash {
+        let state_digest = match next_config {
+            None => kernel.state_digest(),
+            Some(config) => Kernel::restore(config.kernel_config(), &kernel.encode_snapshot())
+                .map_err(|error| {
+                    self.fail(format!("state does not restore into the new capacities: {error}"))
+                })?
+                .state_digest(),
+        };
+        Ok(BeforeCrash {
             halted: core.halt_cause().is_some(),
             last_applied_lsn: kernel.last_applied_lsn(),
             last_request_slot: kernel.last_request_slot(),
-            state_digest: kernel.state_digest(),
-        }
+            state_digest,
+        })
     }
 
     /// Opens the engine, crashing and retrying when an injected write or sync failure or a
@@ -512,6 +541,18 @@ struct BeforeCrash {
     last_applied_lsn: Lsn,
     last_request_slot: Slot,
     state_digest: u64,
+}
+
+/// `config` with every table capacity zeroed: two configurations that differ only in
+/// capacities compare equal.
+fn capacities_cleared(config: &EngineConfig) -> EngineConfig {
+    let mut cleared = *config;
+    cleared.kernel.resource_count_max = 0;
+    cleared.kernel.lease_count_max = 0;
+    cleared.kernel.lease_member_count_max = 0;
+    cleared.kernel.operation_count_max = 0;
+    cleared.kernel.expiration_bucket_length_max = 0;
+    cleared
 }
 
 /// A new simulated directory holding the durable files of `directory` (names and bytes):

@@ -19,6 +19,7 @@
 use std::fmt;
 
 use allocdb_core::Slot;
+use allocdb_engine::EngineConfig;
 use allocdb_storage::SimDirectory;
 
 use crate::config::SimConfig;
@@ -328,11 +329,41 @@ impl Simulation {
         } else {
             None
         };
-        self.harness.restart_with(Restart { crash, recovery_fault, clock_ms })?;
+        let config = if self.fault_rng.chance(faults.capacity_growth_per_mille) {
+            self.snapshot_for_resize()?
+        } else {
+            None
+        };
+        self.harness.restart_with(Restart { crash, recovery_fault, clock_ms, config })?;
         if self.fault_rng.chance(faults.bit_flip_per_mille) {
             return self.flip_bit();
         }
         Ok(())
+    }
+
+    /// Before an operator grows the tables: a snapshot covering the whole log, so recovery
+    /// replays nothing under the new capacities. Returns the grown configuration, or `None` if
+    /// the engine is (or becomes) halted and the log may hold records after the snapshot.
+    fn snapshot_for_resize(&mut self) -> Result<Option<EngineConfig>, SimFailure> {
+        if self.harness.is_halted() {
+            return Ok(None);
+        }
+        self.harness.snapshot_now()?;
+        if self.harness.is_halted() {
+            self.note_halt();
+            return Ok(None);
+        }
+        let mut config = *self.harness.config();
+        let kernel = &mut config.kernel;
+        let lease_growth = self.fault_rng.range_u32(0, 8);
+        kernel.resource_count_max += self.fault_rng.range_u32(0, 8);
+        kernel.lease_count_max += lease_growth;
+        kernel.lease_member_count_max += lease_growth + self.fault_rng.range_u32(0, 8);
+        kernel.operation_count_max += self.fault_rng.range_u32(0, 32);
+        kernel.expiration_bucket_length_max += self.fault_rng.range_u32(0, lease_growth);
+        self.harness.trace(TraceTag::Fault, 5 << 32 | u64::from(kernel.lease_count_max));
+        assert!(config.validate().is_ok(), "grown configuration is invalid: {:?}", config.validate());
+        Ok(Some(config))
     }
 
     /// A wall-clock reset while the node is down: back by up to a hundred slots, but never

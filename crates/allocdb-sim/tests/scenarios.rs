@@ -4,7 +4,7 @@
 //! installation, a failed sync, a halt between write and sync with the write on disk, a group
 //! commit whose first half was synced before its last sync failed, flipped bits in a middle and
 //! in the newest record, a second copy of a write in the same group, a wall-clock reset while
-//! the node is down, and — to show the checker is not vacuous — a deleted tail segment, which
+//! the node is down, tables grown at a restart after a full snapshot, and — to show the checker is not vacuous — a deleted tail segment, which
 //! the engine does not claim to survive and the checker must report.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
 
@@ -283,9 +283,41 @@ fn clock_reset_while_the_node_is_down_does_not_lower_the_slot() {
     let slot = harness.kernel().last_request_slot();
     let earlier_ms = CLOCK_START_MS - 50_000;
     harness
-        .restart_with(Restart { crash: CrashKind::Clean, recovery_fault: None, clock_ms: Some(earlier_ms) })
+        .restart_with(Restart {
+            crash: CrashKind::Clean,
+            recovery_fault: None,
+            clock_ms: Some(earlier_ms),
+            config: None,
+        })
         .unwrap();
     assert_eq!(harness.now_ms(), earlier_ms);
     submit(&mut harness, &[create(1, 3, 2)]);
     assert_eq!(harness.kernel().last_request_slot(), slot, "the slot holds at the last logged slot");
+}
+
+#[test]
+fn tables_grown_at_a_restart_after_a_full_snapshot_keep_every_acknowledged_outcome() {
+    let mut small = config();
+    small.kernel.lease_count_max = 2;
+    small.kernel.lease_member_count_max = 2;
+    small.kernel.expiration_bucket_length_max = 2;
+    let mut harness = Harness::new(small, CLOCK_START_MS).unwrap();
+    submit(&mut harness, &[create(1, 1, 1), create(1, 2, 2), create(1, 3, 3)]);
+    let replies = submit(&mut harness, &[reserve(2, 1, 1), reserve(2, 2, 2), reserve(2, 3, 3)]);
+    let WriteReply::Committed(refused) = replies[2] else { panic!("{replies:?}") };
+    assert_eq!(refused.result, allocdb_core::ResultCode::LeaseTableFull);
+    // The operator snapshots (so no log is replayed under the new sizes) and grows the tables.
+    assert_eq!(harness.snapshot_now().unwrap(), None);
+    let mut grown = small;
+    grown.kernel.lease_count_max = 8;
+    grown.kernel.lease_member_count_max = 8;
+    grown.kernel.expiration_bucket_length_max = 8;
+    let restart =
+        Restart { crash: CrashKind::Clean, recovery_fault: None, clock_ms: None, config: Some(grown) };
+    harness.restart_with(restart).unwrap();
+    assert_eq!(harness.kernel().config().lease_count_max, 8);
+    // The refused reserve stays refused; a new one now fits.
+    let replies = submit(&mut harness, &[duplicate(&reserve(2, 3, 3)), reserve(2, 4, 3)]);
+    assert!(matches!(replies[0], WriteReply::Committed(outcome) if outcome.from_retry_cache));
+    assert!(matches!(replies[1], WriteReply::Committed(outcome) if outcome.result.is_ok()), "{replies:?}");
 }
