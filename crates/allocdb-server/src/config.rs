@@ -76,9 +76,10 @@ pub struct LimitsConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
-    /// Most open binary-protocol connections; more are refused in the handshake.
+    /// Most open connections per listener (binary protocol and HTTP each); more are refused.
     pub connection_count_max: u32,
-    /// A connection idle (no complete frame) for this long is closed.
+    /// A connection idle (no complete frame, or no complete HTTP request head) for this long
+    /// is closed; also the deadline for receiving an HTTP request body.
     pub idle_timeout_ms: u64,
     /// Writing a response to a slow client may take at most this long.
     pub write_timeout_ms: u64,
@@ -256,7 +257,8 @@ impl ServerConfig {
                 16 << 20
             )));
         }
-        if self.listen == self.http {
+        // Port 0 asks the OS for a free port on each, so equal port-0 addresses never clash.
+        if self.listen == self.http && self.listen.port() != 0 {
             return Err(ConfigFileError::Invalid(format!("listen and http are both {}", self.listen)));
         }
         Ok(())

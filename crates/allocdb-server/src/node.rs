@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use allocdb_core::{KernelUsage, LeaseId, Lsn, ResourceId, ResourceView, Slot};
 use allocdb_engine::{
-    Engine, EngineConfig, EngineCore, EngineCounters, EngineStatus, LeaseRead, ReadReply, RejectionCode,
-    SystemClock, WriteReply, WriteRequest,
+    Engine, EngineConfig, EngineCore, EngineCounters, EngineStatus, GroupObserver, LeaseRead, ReadReply,
+    RejectionCode, SystemClock, WriteReply, WriteRequest,
 };
 use allocdb_storage::{FsDirectory, RecoveryReport};
 
@@ -84,6 +84,14 @@ impl Node {
     /// # Errors
     /// See [`StartError`]; every variant names what to fix.
     pub fn open(config: ServerConfig) -> Result<Node, StartError> {
+        Node::open_observed(config, None)
+    }
+
+    /// Like [`Node::open`], calling `observer` after every group commit (metrics).
+    ///
+    /// # Errors
+    /// See [`StartError`].
+    pub fn open_observed(config: ServerConfig, observer: Option<GroupObserver>) -> Result<Node, StartError> {
         config.validate()?;
         let cluster_id = config.cluster_id_value()?;
         let data_dir = DataDir::open(&config.data_dir, cluster_id, config.node_id)?;
@@ -94,7 +102,7 @@ impl Node {
         let engine_config = config.engine_config(fresh_hash_seed());
         let core = EngineCore::open(directory, SystemClock, engine_config)?;
         let recovery = core.recovery_report().clone();
-        let engine = Engine::start(core).map_err(StartError::Thread)?;
+        let engine = Engine::start_observed(core, observer).map_err(StartError::Thread)?;
         Ok(Node {
             engine,
             engine_config,

@@ -1,0 +1,36 @@
+//! `allocdb`: the AllocDB binary.
+//!
+//! Subcommands (interfaces.md §1): `serve` runs a node; the client subcommands join here as
+//! they land. This file only wires: argument parsing (`cli.rs`), logging (`logging.rs`) and
+//! the mapping of startup failures to exit codes (`exit.rs`, where the codes are listed).
+
+mod cli;
+mod exit;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let arguments = cli::Cli::parse();
+    match arguments.command {
+        cli::Command::Serve(serve) => run_serve(&serve),
+    }
+}
+
+fn run_serve(arguments: &cli::ServeArgs) -> ExitCode {
+    let config = match arguments.effective_config() {
+        Ok(config) => config,
+        Err(error) => return exit::report(&exit::Failure::Config(error)),
+    };
+    if arguments.print_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    logging::init(arguments.log_format);
+    match allocdb_server::serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => exit::report(&exit::Failure::Serve(error)),
+    }
+}
