@@ -47,12 +47,13 @@ fn print_memory_per_entry() {
 
 #[divan::bench(args = CAPACITIES, sample_count = 15, sample_size = 1)]
 fn uncontended_reserve_activate_release(bencher: divan::Bencher, capacity: u32) {
-    let mut workload = Workload::uncontended(capacity);
-    // Warm up into steady state: windows full, records expiring and leases retiring.
-    workload.run_uncontended(u64::from(capacity).min(2_000_000));
-    bencher
-        .counter(divan::counter::ItemsCount::new(COMMANDS_PER_SAMPLE))
-        .bench_local(|| workload.run_uncontended(COMMANDS_PER_SAMPLE));
+    bench_uncontended(bencher, capacity, Prefetch::On);
+}
+
+/// The same workload without the kernel's prefetch stages: the baseline of the run above.
+#[divan::bench(args = CAPACITIES, sample_count = 15, sample_size = 1)]
+fn uncontended_without_prefetch(bencher: divan::Bencher, capacity: u32) {
+    bench_uncontended(bencher, capacity, Prefetch::Off);
 }
 
 #[divan::bench(args = CAPACITIES, sample_count = 15, sample_size = 1)]
@@ -62,4 +63,20 @@ fn hotspot_sixteen_resources(bencher: divan::Bencher, capacity: u32) {
     bencher
         .counter(divan::counter::ItemsCount::new(COMMANDS_PER_SAMPLE))
         .bench_local(|| workload.run_hotspot(COMMANDS_PER_SAMPLE));
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prefetch {
+    On,
+    Off,
+}
+
+fn bench_uncontended(bencher: divan::Bencher, capacity: u32, prefetch: Prefetch) {
+    let mut workload = Workload::uncontended(capacity);
+    workload.prefetch = prefetch == Prefetch::On;
+    // Warm up into steady state: windows full, records expiring and leases retiring.
+    workload.run_uncontended(u64::from(capacity).min(2_000_000));
+    bencher
+        .counter(divan::counter::ItemsCount::new(COMMANDS_PER_SAMPLE))
+        .bench_local(|| workload.run_uncontended(COMMANDS_PER_SAMPLE));
 }

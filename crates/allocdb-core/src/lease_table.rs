@@ -207,6 +207,12 @@ impl LeaseTable {
         if next == self.index.len() as u32 { 0 } else { next }
     }
 
+    /// Loads the index home slot of `lsn` (see `prefetch.rs`).
+    #[inline]
+    pub(crate) fn touch_home(&self, lsn: Lsn) {
+        std::hint::black_box(self.index[self.home(lsn) as usize].position);
+    }
+
     /// Index slot holding `lsn`, if stored.
     #[inline]
     fn index_find(&self, lsn: Lsn) -> Option<u32> {

@@ -46,6 +46,7 @@ mod invariants;
 mod kernel;
 mod lease_table;
 mod operation_table;
+mod prefetch;
 mod resource_table;
 mod result;
 mod snapshot;

@@ -163,6 +163,25 @@ impl OperationTable {
         if position >= capacity { position - capacity } else { position }
     }
 
+    /// Loads the index home slot of `key` (see `prefetch.rs`).
+    #[inline]
+    pub(crate) fn touch_home(&self, key: OperationKey) {
+        let position = home_position(self.tag(key), self.index.len() as u32);
+        std::hint::black_box(self.index[position as usize].ring_position);
+    }
+
+    /// Loads the index slot of a record a few places behind the oldest: the one housekeeping
+    /// will expire a few commands from now, if time moves on.
+    #[inline]
+    pub(crate) fn touch_upcoming_expiry(&self) {
+        const EXPIRY_LOOKAHEAD: u32 = 8;
+        if self.count > EXPIRY_LOOKAHEAD {
+            let record = &self.ring[self.ring_position(EXPIRY_LOOKAHEAD) as usize];
+            let position = home_position(record.tag, self.index.len() as u32);
+            std::hint::black_box(self.index[position as usize].ring_position);
+        }
+    }
+
     /// Finds `key` in the index, or the vacant slot where it would be inserted. One probe
     /// serves both the retry lookup and the insert that follows it.
     #[inline]

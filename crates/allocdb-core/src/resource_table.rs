@@ -113,6 +113,14 @@ impl ResourceTable {
         panic!("resource table has no empty slot: count {} of {} slots", self.count, slot_count);
     }
 
+    /// Loads the home slot of `resource_id` (see `prefetch.rs`).
+    #[inline]
+    pub(crate) fn touch_home(&self, resource_id: ResourceId) {
+        let position =
+            home_position(hash_tag(hash_u128(resource_id.0, self.hash_seed)), self.slots.len() as u32);
+        std::hint::black_box(self.slots[position as usize].state);
+    }
+
     #[inline]
     pub(crate) fn find(&self, resource_id: ResourceId) -> Option<ResourcePosition> {
         match self.probe(resource_id) {

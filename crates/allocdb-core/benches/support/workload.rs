@@ -8,8 +8,15 @@
 //! sized so the operation and lease tables reach a steady state near half full: records expire
 //! and leases retire as fast as they are created, the way a long-running server behaves.
 //!
+//! Commands are planned `2 * LOOKAHEAD` ahead of being applied, the way the engine holds a whole
+//! group before applying it, and the kernel's two prefetch stages run `2 * LOOKAHEAD` and
+//! `LOOKAHEAD` commands ahead (see `allocdb_core::Kernel::prefetch_indexes`).
+//!
 //! `hotspot`: 16 hot resources fought over by many holders: most reserves fail `resource_busy`,
-//! the winner releases after a few failed attempts by others.
+//! the winner releases after a few failed attempts by others. Its decisions depend on the
+//! previous outcome, so only operation keys are prefetched ahead.
+
+use std::collections::VecDeque;
 
 use allocdb_core::{
     ClientId, Command, HolderId, Kernel, KernelConfig, LeaseId, LogPosition, OperationId, OperationKey,
@@ -19,6 +26,7 @@ use allocdb_core::{
 pub const PIPELINE_DEPTH: usize = 64;
 pub const COMMANDS_PER_SLOT: u64 = 64;
 pub const HOT_RESOURCE_COUNT: u64 = 16;
+pub const LOOKAHEAD: usize = 4;
 const HOT_ATTEMPTS_PER_HANDOVER: u32 = 7;
 
 pub fn config_for(capacity: u32) -> KernelConfig {
@@ -40,6 +48,29 @@ pub fn config_for(capacity: u32) -> KernelConfig {
     }
 }
 
+#[derive(Clone, Copy)]
+enum Planned {
+    Reserve { resource: [ResourceId; 1], pipeline_slot: usize },
+    Activate { lease_id: LeaseId },
+    Release { lease_id: LeaseId },
+}
+
+impl Planned {
+    fn command(&self) -> Command<'_> {
+        match self {
+            Planned::Reserve { resource, .. } => {
+                Command::Reserve { resource_ids: resource, holder_id: HolderId(1), ttl_slots: 1_000 }
+            }
+            Planned::Activate { lease_id } => {
+                Command::Activate { lease_id: *lease_id, holder_id: HolderId(1), lease_epoch: 1 }
+            }
+            Planned::Release { lease_id } => {
+                Command::Release { lease_id: *lease_id, holder_id: HolderId(1), lease_epoch: 1 }
+            }
+        }
+    }
+}
+
 pub struct Workload {
     pub kernel: Kernel,
     lsn: u64,
@@ -48,8 +79,12 @@ pub struct Workload {
     resource_count: u64,
     pipeline: [Option<LeaseId>; 2 * PIPELINE_DEPTH],
     step: usize,
+    planned: VecDeque<(OperationKey, Planned)>,
+    next_operation_id: u128,
     hot_leases: [Option<(LeaseId, u32)>; HOT_RESOURCE_COUNT as usize],
     pub busy_count: u64,
+    /// Whether to run the kernel's prefetch stages (off for the baseline measurement).
+    pub prefetch: bool,
 }
 
 impl Workload {
@@ -63,8 +98,11 @@ impl Workload {
             resource_count,
             pipeline: [None; 2 * PIPELINE_DEPTH],
             step: 0,
+            planned: VecDeque::with_capacity(4 * LOOKAHEAD + 4),
+            next_operation_id: 1,
             hot_leases: [None; HOT_RESOURCE_COUNT as usize],
             busy_count: 0,
+            prefetch: true,
         };
         for resource_id in 0..resource_count {
             let outcome =
@@ -97,55 +135,82 @@ impl Workload {
         self.kernel.apply(position, &Submission { operation: key, command })
     }
 
-    fn key(&self) -> Option<OperationKey> {
-        let key = OperationKey { client_id: ClientId(7), operation_id: OperationId(self.lsn.into()) };
-        Some(key).filter(|_| self.command_count != u64::MAX)
+    fn key_for(operation_id: u128) -> OperationKey {
+        OperationKey { client_id: ClientId(7), operation_id: OperationId(operation_id) }
+    }
+
+    fn next_key(&mut self) -> OperationKey {
+        self.next_operation_id += 1;
+        Workload::key_for(self.next_operation_id)
+    }
+
+    /// Plans one pipeline step: release the oldest lease, activate the middle one, reserve.
+    fn plan_step(&mut self) {
+        let pipeline_slot = self.step % (2 * PIPELINE_DEPTH);
+        if let Some(lease_id) = self.pipeline[pipeline_slot].take() {
+            let key = self.next_key();
+            self.planned.push_back((key, Planned::Release { lease_id }));
+        }
+        let activate_slot = (self.step + PIPELINE_DEPTH) % (2 * PIPELINE_DEPTH);
+        if let Some(lease_id) = self.pipeline[activate_slot] {
+            let key = self.next_key();
+            self.planned.push_back((key, Planned::Activate { lease_id }));
+        }
+        let resource = [ResourceId((self.next_random() % self.resource_count).into())];
+        let key = self.next_key();
+        self.planned.push_back((key, Planned::Reserve { resource, pipeline_slot }));
+        self.step += 1;
     }
 
     /// Applies about `count` commands of the uncontended mix.
     pub fn run_uncontended(&mut self, count: u64) {
         let target = self.command_count + count;
         while self.command_count < target {
-            let slot = self.step % (2 * PIPELINE_DEPTH);
-            if let Some(lease_id) = self.pipeline[slot].take() {
-                let release = Command::Release { lease_id, holder_id: HolderId(1), lease_epoch: 1 };
-                self.apply(self.key(), release);
+            while self.planned.len() <= 2 * LOOKAHEAD {
+                self.plan_step();
             }
-            let activate_slot = (self.step + PIPELINE_DEPTH) % (2 * PIPELINE_DEPTH);
-            if let Some(lease_id) = self.pipeline[activate_slot] {
-                let activate = Command::Activate { lease_id, holder_id: HolderId(1), lease_epoch: 1 };
-                self.apply(self.key(), activate);
+            if self.prefetch {
+                let (key, planned) = self.planned[2 * LOOKAHEAD];
+                self.kernel
+                    .prefetch_indexes(&Submission { operation: Some(key), command: planned.command() });
+                let (key, planned) = self.planned[LOOKAHEAD];
+                self.kernel
+                    .prefetch_records(&Submission { operation: Some(key), command: planned.command() });
             }
-            let resource = [ResourceId((self.next_random() % self.resource_count).into())];
-            let reserve =
-                Command::Reserve { resource_ids: &resource, holder_id: HolderId(1), ttl_slots: 1_000 };
-            let outcome = self.apply(self.key(), reserve);
-            if outcome.result == ResultCode::Ok {
-                self.pipeline[slot] = outcome.lease_id;
-            } else {
-                self.busy_count += 1;
+            let Some((key, planned)) = self.planned.pop_front() else { unreachable!("planned ahead") };
+            let outcome = self.apply(Some(key), planned.command());
+            if let Planned::Reserve { pipeline_slot, .. } = planned {
+                if outcome.result == ResultCode::Ok {
+                    self.pipeline[pipeline_slot] = outcome.lease_id;
+                } else {
+                    self.busy_count += 1;
+                }
             }
-            self.step += 1;
         }
     }
 
     /// Applies `count` commands of the hot-spot mix.
     pub fn run_hotspot(&mut self, count: u64) {
         for _ in 0..count {
+            if self.prefetch {
+                let ahead = self.next_operation_id + 1 + 2 * LOOKAHEAD as u128;
+                self.kernel.prefetch_operation(Workload::key_for(ahead));
+            }
+            let key = self.next_key();
             let random = self.next_random();
             let hot = (random % HOT_RESOURCE_COUNT) as usize;
             let holder_id = HolderId(u128::from(random >> 32));
             match self.hot_leases[hot] {
                 Some((lease_id, attempts)) if attempts >= HOT_ATTEMPTS_PER_HANDOVER => {
                     let release = Command::Release { lease_id, holder_id: HolderId(0), lease_epoch: 1 };
-                    let outcome = self.apply(self.key(), release);
+                    let outcome = self.apply(Some(key), release);
                     assert_eq!(outcome.result, ResultCode::Ok);
                     self.hot_leases[hot] = None;
                 }
                 Some((lease_id, attempts)) => {
                     let resource = [ResourceId(hot as u128)];
                     let reserve = Command::Reserve { resource_ids: &resource, holder_id, ttl_slots: 1_000 };
-                    let outcome = self.apply(self.key(), reserve);
+                    let outcome = self.apply(Some(key), reserve);
                     assert_eq!(outcome.result, ResultCode::ResourceBusy);
                     self.busy_count += 1;
                     self.hot_leases[hot] = Some((lease_id, attempts + 1));
@@ -157,7 +222,7 @@ impl Workload {
                         holder_id: HolderId(0),
                         ttl_slots: 1_000,
                     };
-                    let outcome = self.apply(self.key(), reserve);
+                    let outcome = self.apply(Some(key), reserve);
                     assert_eq!(outcome.result, ResultCode::Ok);
                     self.hot_leases[hot] = outcome.lease_id.map(|lease_id| (lease_id, 0));
                 }
