@@ -1,7 +1,8 @@
 //! One run's configuration, drawn from its seed: engine bounds, workload shape, fault rates.
 //!
 //! Everything is deliberately small so that limits are reached during a run: a handful of
-//! resources and leases (tables fill up), an operation table that overflows, segments of a few
+//! resources and leases in most runs (tables fill up; a quarter of the runs get up to 200, so
+//! leases live out their lifecycle in numbers), an operation table that overflows, segments of a few
 //! records (rollovers every few groups), snapshots every few dozen records (compaction and
 //! segment release), windows of tens to hundreds of slots (dedupe records and terminal leases
 //! retire within a run). Each fault kind is switched on or off per run (swarm testing), so
@@ -131,14 +132,17 @@ impl SimConfig {
 fn draw_engine(rng: &mut Rng) -> EngineConfig {
     let slot_duration_ms = [1, 2, 5, 10, 20][rng.index(5)];
     let bundle_size_max = rng.range_u32(1, 4);
-    let lease_count_max = rng.range_u32(2, 24);
+    // Mostly cramped tables (every bound is hit); a quarter of the runs get room, so most
+    // reserves succeed and leases live out their whole lifecycle in numbers.
+    let table_max = if rng.chance(250) { 200 } else { 24 };
+    let lease_count_max = rng.range_u32(2, table_max);
     let kernel = KernelConfig {
         shard_id: 0,
-        resource_count_max: rng.range_u32(2, 24),
+        resource_count_max: rng.range_u32(2, table_max),
         lease_count_max,
         lease_member_count_max: lease_count_max.max(bundle_size_max)
             + rng.range_u32(0, 2) * rng.range_u32(0, 8),
-        operation_count_max: rng.range_u32(4, 160),
+        operation_count_max: rng.range_u32(4, 160 * table_max / 24),
         bundle_size_max,
         expiration_bucket_count: rng.range_u32(2, 32),
         // The engine widens buckets so the wheel spans the longest TTL.
