@@ -30,6 +30,9 @@ use crate::config::EngineConfig;
 use crate::error::OpenError;
 use crate::request::{RejectionCode, WriteReply, WriteRequest};
 
+/// How many commands ahead the apply loop warms the cache (two stages: twice this, then this).
+const PREFETCH_DISTANCE: usize = 4;
+
 /// The record kind of one encoded submission (`allocdb_core::encode_submission`).
 pub const COMMAND_RECORD_KIND: RecordKind = RecordKind(1);
 
@@ -312,7 +315,21 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
 
     /// Applies the durable group in log order and fills in the replies.
     fn apply_planned(&mut self, requests: &[&WriteRequest], slot: Slot, replies: &mut [WriteReply]) {
-        for (planned, lsn) in &self.planned {
+        let submission_of = |planned: &Planned| match *planned {
+            Planned::Request { index } => requests[index].as_submission(),
+            Planned::Expire { due } => Submission {
+                operation: None,
+                command: Command::Expire { lease_id: due.lease_id, deadline_slot: due.deadline_slot },
+            },
+        };
+        for (offset, (planned, lsn)) in self.planned.iter().enumerate() {
+            // Warm the cache for the commands a few places ahead (see allocdb_core's prefetch).
+            if let Some((ahead, _)) = self.planned.get(offset + 2 * PREFETCH_DISTANCE) {
+                self.kernel.prefetch_indexes(&submission_of(ahead));
+            }
+            if let Some((ahead, _)) = self.planned.get(offset + PREFETCH_DISTANCE) {
+                self.kernel.prefetch_records(&submission_of(ahead));
+            }
             let position = LogPosition { lsn: *lsn, request_slot: slot };
             match *planned {
                 Planned::Request { index } => {
