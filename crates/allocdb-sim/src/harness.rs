@@ -23,7 +23,7 @@ use crate::trace::{TraceDigest, TraceTag};
 pub type SimCore = EngineCore<SimDirectory, ManualClock>;
 
 /// How many times a start may fail on an injected I/O fault before the run fails. Each
-/// injected fault fires once, and at most two are scheduled at a time.
+/// injected fault fires once, and at most three (a write, a sync and a halt) are pending at once.
 const OPEN_ATTEMPTS_MAX: u32 = 4;
 
 /// A check failed (or the node misbehaved) at `step`.
