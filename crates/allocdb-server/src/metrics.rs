@@ -9,9 +9,11 @@
 //!   atomics, so it costs the engine thread nanoseconds.
 //! - Gauges are refreshed at scrape time from [`NodeStatus`] (read on the engine thread, so a
 //!   scrape sees one consistent state) and from a listing of the data directory: the WAL size
-//!   is the sum of the `log-*.seg` files and the snapshot lsn is the newest `snapshot-*.snap`
-//!   name (docs/storage.md, "File names"). A halted engine serves no status; its table gauges
-//!   then keep their last values and `allocdb_engine_halted` reads 1.
+//!   is the disk space of the `log-*.seg` files (segments are preallocated, so it grows a
+//!   segment at a time; `allocdb_wal_appended_bytes` counts the record bytes this process
+//!   appended) and the snapshot lsn is the newest `snapshot-*.snap` name (docs/storage.md).
+//!   A halted engine serves no status; its table gauges then keep their last values and
+//!   `allocdb_engine_halted` reads 1.
 //!
 //! Names are the contract of interfaces.md §5; labels take values from fixed sets (command
 //! names, result and rejection codes, table names), so the label space is bounded.
@@ -76,6 +78,7 @@ pub struct Metrics {
     expiration_backlog: U64Gauge,
     logical_slot_lag: U64Gauge,
     wal_bytes: U64Gauge,
+    wal_appended_bytes: U64Gauge,
     snapshot_lsn: U64Gauge,
     recovery_replayed_entries: U64Gauge,
     engine_halted: U64Gauge,
@@ -113,81 +116,100 @@ impl Metrics {
             expiration_backlog: U64Gauge::default(),
             logical_slot_lag: U64Gauge::default(),
             wal_bytes: U64Gauge::default(),
+            wal_appended_bytes: U64Gauge::default(),
             snapshot_lsn: U64Gauge::default(),
             recovery_replayed_entries: U64Gauge::default(),
             engine_halted: U64Gauge::default(),
         };
+        metrics.register_counters_and_histograms(&mut registry);
+        metrics.register_gauges(&mut registry);
+        Metrics { registry, ..metrics }
+    }
+
+    fn register_counters_and_histograms(&self, registry: &mut Registry) {
         registry.register(
             "commands",
             "Client writes answered, by command and result or rejection code",
-            metrics.commands.clone(),
+            self.commands.clone(),
         );
         registry.register(
             "rejections",
             "Writes not committed, by category and code",
-            metrics.rejections.clone(),
+            self.rejections.clone(),
         );
         registry.register_with_unit(
             "commit_latency",
             "Time from submitting a write to the engine's answer",
             Unit::Seconds,
-            metrics.commit_latency.clone(),
+            self.commit_latency.clone(),
         );
         registry.register_with_unit(
             "fsync_latency",
             "Duration of each log sync",
             Unit::Seconds,
-            metrics.fsync_latency.clone(),
+            self.fsync_latency.clone(),
         );
         registry.register(
             "group_commit_batch_size",
             "Log records per group commit",
-            metrics.group_commit_batch_size.clone(),
+            self.group_commit_batch_size.clone(),
         );
-        registry.register("applied_lsn", "Last applied log sequence number", metrics.applied_lsn.clone());
-        registry.register(
-            "submission_queue_depth",
-            "Commands waiting for the sequencer",
-            metrics.submission_queue_depth.clone(),
-        );
-        registry.register("table_used", "Entries in use per kernel table", metrics.table_used.clone());
+    }
+
+    fn register_gauges(&self, registry: &mut Registry) {
+        registry.register("table_used", "Entries in use per kernel table", self.table_used.clone());
         registry.register(
             "table_capacity",
             "Configured capacity per kernel table",
-            metrics.table_capacity.clone(),
+            self.table_capacity.clone(),
         );
-        registry.register(
-            "expiration_backlog",
-            "Leases still due after the last expiry tick used its budget",
-            metrics.expiration_backlog.clone(),
-        );
-        registry.register(
-            "logical_slot_lag",
-            "Current clock slot minus the last logged request slot",
-            metrics.logical_slot_lag.clone(),
-        );
-        registry.register_with_unit(
-            "wal",
-            "Bytes in log segment files",
-            Unit::Bytes,
-            metrics.wal_bytes.clone(),
-        );
-        registry.register(
-            "snapshot_lsn",
-            "Lsn covered by the newest snapshot file",
-            metrics.snapshot_lsn.clone(),
-        );
-        registry.register(
-            "recovery_replayed_entries",
-            "Log records replayed after the snapshot at startup",
-            metrics.recovery_replayed_entries.clone(),
-        );
-        registry.register(
-            "engine_halted",
-            "1 if the engine halted after a storage failure",
-            metrics.engine_halted.clone(),
-        );
-        Metrics { registry, ..metrics }
+        let gauges = [
+            ("applied_lsn", "Last applied log sequence number", None, &self.applied_lsn),
+            (
+                "submission_queue_depth",
+                "Commands waiting for the sequencer",
+                None,
+                &self.submission_queue_depth,
+            ),
+            (
+                "expiration_backlog",
+                "Leases still due after the last expiry tick used its budget",
+                None,
+                &self.expiration_backlog,
+            ),
+            (
+                "logical_slot_lag",
+                "Current clock slot minus the last logged request slot",
+                None,
+                &self.logical_slot_lag,
+            ),
+            (
+                "wal",
+                "Disk space of the log segment files (preallocated per segment)",
+                Some(Unit::Bytes),
+                &self.wal_bytes,
+            ),
+            (
+                "wal_appended",
+                "Log record bytes appended since this process started",
+                Some(Unit::Bytes),
+                &self.wal_appended_bytes,
+            ),
+            ("snapshot_lsn", "Lsn covered by the newest snapshot file", None, &self.snapshot_lsn),
+            (
+                "recovery_replayed_entries",
+                "Log records replayed after the snapshot at startup",
+                None,
+                &self.recovery_replayed_entries,
+            ),
+            ("engine_halted", "1 if the engine halted after a storage failure", None, &self.engine_halted),
+        ];
+        for (name, help, unit, gauge) in gauges {
+            match unit {
+                Some(unit) => registry.register_with_unit(name, help, unit, gauge.clone()),
+                None => registry.register(name, help, gauge.clone()),
+            }
+        }
     }
 
     /// The observer to hand the engine: fsync latency and records per group.
@@ -236,6 +258,7 @@ impl Metrics {
         self.applied_lsn.set(status.applied_lsn);
         self.submission_queue_depth.set(status.queued_commands);
         self.expiration_backlog.set(status.counters.expiration_backlog);
+        self.wal_appended_bytes.set(status.counters.log_bytes);
         self.logical_slot_lag.set(status.current_slot.saturating_sub(status.last_request_slot));
         let usage = &status.usage;
         for (table, figures) in [

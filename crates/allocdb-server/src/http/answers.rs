@@ -254,8 +254,12 @@ pub(crate) fn json_response<T: Serialize>(status: StatusCode, retry_after: Retry
         Ok(bytes) => (status, bytes),
         Err(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            br#"{"outcome":"rejected","category":"indefinite","error":"internal","message":"The response could not be encoded."}"#
-                .to_vec(),
+            concat!(
+                r#"{"outcome":"rejected","category":"indefinite","error":"internal","#,
+                r#""message":"The response could not be encoded."}"#
+            )
+            .as_bytes()
+            .to_vec(),
         ),
     };
     let mut response = (status, bytes).into_response();

@@ -52,7 +52,8 @@ pub(crate) async fn serve_connections(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                        tracing::warn!(%peer, limit = limits.connection_count_max, "http connection refused: too many open");
+                        let limit = limits.connection_count_max;
+                        tracing::warn!(%peer, limit, "http connection refused: too many open");
                         drop(stream);
                         continue;
                     };

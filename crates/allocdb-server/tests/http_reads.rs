@@ -1,0 +1,99 @@
+//! The read routes over HTTP: found, not found, retired, and the `min_lsn` fence.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{TestServer, assert_committed, assert_rejected};
+
+#[test]
+fn resource_reads_show_state_version_and_served_lsn() {
+    let server = TestServer::start();
+    server.create(&[5]);
+    let resource = server.get("/v1/resources/5");
+    assert_eq!(resource.status, 200);
+    let body = resource.json();
+    assert_eq!(body["resource_id"], "5");
+    assert_eq!(body["state"], "available");
+    assert_eq!(body["version"], 1);
+    assert!(body.get("current_lease_id").is_none(), "{body}");
+    let (lease_id, _) = server.reserve(&[5], 7);
+    let body = server.get("/v1/resources/5").json();
+    assert_eq!(body["state"], "reserved");
+    assert_eq!(body["current_lease_id"], lease_id.as_str());
+    assert_eq!(body["version"], 2);
+    assert_eq!(body["served_lsn"].as_u64().unwrap(), server.applied_lsn());
+
+    let missing = server.get("/v1/resources/6");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"], "resource_not_found");
+    assert!(missing.json()["served_lsn"].is_u64());
+}
+
+#[test]
+fn lease_reads_show_every_field() {
+    let server = TestServer::start();
+    server.create(&[1, 2]);
+    let (lease_id, _) = server.reserve(&[2, 1], 7);
+    let lease = server.get(&format!("/v1/leases/{lease_id}"));
+    assert_eq!(lease.status, 200);
+    let body = lease.json();
+    assert_eq!(body["lease_id"], lease_id.as_str());
+    assert_eq!(body["holder_id"], "7");
+    assert_eq!(body["state"], "reserved");
+    assert_eq!(body["lease_epoch"], 1);
+    assert_eq!(body["created_lsn"].as_u64().unwrap().to_string(), lease_id, "single shard: lease id = lsn");
+    assert!(body["deadline_slot"].is_u64());
+    assert!(body.get("released_lsn").is_none());
+    assert_eq!(body["resource_ids"], json!(["2", "1"]));
+
+    let missing = server.get("/v1/leases/999999");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"], "lease_not_found");
+}
+
+#[test]
+fn min_lsn_fence_serves_only_after_that_lsn_is_applied() {
+    let server = TestServer::start();
+    let created = assert_committed(&server.post("/v1/resources", &json!({"resource_id": "1"})), 200, "ok");
+    let lsn = created["applied_lsn"].as_u64().unwrap();
+    let served = server.get(&format!("/v1/resources/1?min_lsn={lsn}"));
+    assert_eq!(served.status, 200);
+    assert!(served.json()["served_lsn"].as_u64().unwrap() >= lsn);
+
+    let ahead = lsn + 1_000;
+    for path in [format!("/v1/resources/1?min_lsn={ahead}"), format!("/v1/leases/1?min_lsn={ahead}")] {
+        let fenced = server.get(&path);
+        let body = assert_rejected(&fenced, 503, "definite", "fence_not_applied");
+        assert_eq!(fenced.header("retry-after"), Some("1"));
+        assert_eq!(body["applied_lsn"].as_u64().unwrap(), server.applied_lsn());
+    }
+}
+
+/// A terminal lease reads `lease_retired` (410) once its history window has passed, for writes
+/// and reads alike. The window is two slots here; the loop issues writes (which advance the
+/// node's slot) until the lease reads retired, bounded by a deadline.
+#[test]
+fn terminal_lease_past_its_history_window_is_retired() {
+    let server = TestServer::start_with(|config| config.limits.history_window_ms = 20);
+    server.create(&[1]);
+    let (lease_id, epoch) = server.reserve(&[1], 7);
+    let release = format!("/v1/leases/{lease_id}/release");
+    assert_committed(&server.post(&release, &json!({"holder_id": "7", "lease_epoch": epoch})), 200, "ok");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = server.post(&release, &json!({"holder_id": "7", "lease_epoch": epoch + 1}));
+        if reply.status == 410 {
+            assert_committed(&reply, 410, "lease_retired");
+            break;
+        }
+        assert_committed(&reply, 409, "invalid_state");
+        assert!(Instant::now() < deadline, "the lease never read as retired");
+    }
+    let read = server.get(&format!("/v1/leases/{lease_id}"));
+    assert_eq!(read.status, 410);
+    assert_eq!(read.json()["error"], "lease_retired");
+}
