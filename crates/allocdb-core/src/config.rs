@@ -120,6 +120,12 @@ pub enum ConfigError {
 }
 
 impl KernelConfig {
+    /// Whether two configurations decide every command the same way: equal in everything but
+    /// the hash seed, which only shapes memory layout.
+    pub fn same_semantics(&self, other: &KernelConfig) -> bool {
+        KernelConfig { hash_seed: 0, ..*self } == KernelConfig { hash_seed: 0, ..*other }
+    }
+
     /// Checks every value against its limit and every relation between values.
     ///
     /// # Errors

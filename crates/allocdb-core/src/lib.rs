@@ -63,7 +63,10 @@ pub use ids::{ClientId, HolderId, LeaseId, Lsn, OperationId, OperationKey, Resou
 pub use invariants::InvariantViolation;
 pub use kernel::{Kernel, MAINTENANCE_STEPS_PER_APPLY};
 pub use result::ResultCode;
-pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_SIZE_BYTES, SNAPSHOT_MAGIC, SnapshotError};
+pub use snapshot::{
+    SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_SIZE_BYTES, SNAPSHOT_MAGIC, SnapshotError, decode_kernel_config,
+    encode_kernel_config,
+};
 pub use state::{LeaseState, ResourceState};
 pub use views::{
     DueLease, KernelUsage, LeaseLookup, LeaseView, MemoryUsage, Outcome, ResourceView, TableUsage,

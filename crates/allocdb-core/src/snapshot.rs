@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::command::LogPosition;
 use crate::config::{BUNDLE_SIZE_LIMIT, KernelConfig};
 use crate::hash::Fingerprint;
 use crate::ids::{ClientId, HolderId, Lsn, OperationId, OperationKey, ResourceId, SLOT_MAX};
@@ -252,7 +253,59 @@ fn decode_config(reader: &mut Reader<'_>) -> Result<KernelConfig, SnapshotError>
     })
 }
 
+/// Encodes a kernel configuration in the snapshot's config layout (for configuration records in
+/// the log). The hash seed is written as 0: it shapes memory layout only, never results.
+pub fn encode_kernel_config(config: &KernelConfig, out: &mut Vec<u8>) {
+    let mut writer = Writer { bytes: std::mem::take(out) };
+    encode_config(&mut writer, &KernelConfig { hash_seed: 0, ..*config });
+    *out = writer.bytes;
+}
+
+/// Decodes a configuration written by [`encode_kernel_config`]; the bytes must be exactly one
+/// valid configuration.
+///
+/// # Errors
+/// Truncated or trailing bytes, or a configuration that fails validation.
+pub fn decode_kernel_config(bytes: &[u8]) -> Result<KernelConfig, SnapshotError> {
+    let mut reader = Reader { bytes, offset: 0, base_offset: 0 };
+    let config = decode_config(&mut reader)?;
+    if reader.remaining() != 0 {
+        return Err(reader.invalid("config", format!("{} trailing bytes", reader.remaining())));
+    }
+    config.validate().map_err(|error| reader.invalid("config", error.to_string()))?;
+    Ok(config)
+}
+
 impl Kernel {
+    /// The configuration a snapshot was taken under (checked header, then its config section).
+    ///
+    /// # Errors
+    /// The header or checksum is invalid, or the config section is.
+    pub fn snapshot_config(bytes: &[u8]) -> Result<KernelConfig, SnapshotError> {
+        let body = check_header(bytes)?;
+        let mut reader = Reader { bytes: body, offset: 0, base_offset: SNAPSHOT_HEADER_SIZE_BYTES as u64 };
+        let config = decode_config(&mut reader)?;
+        config.validate().map_err(|error| reader.invalid("snapshot_config", error.to_string()))?;
+        Ok(config)
+    }
+
+    /// Applies a configuration record at `position`: the same state in tables built from
+    /// `config` (through the snapshot path, so every invariant and capacity is checked).
+    /// Configuration changes are log entries so that replay uses, for every command, the
+    /// configuration that decided its result when it first ran.
+    ///
+    /// # Errors
+    /// The state does not fit the new capacities (nothing changes; the caller keeps `self`).
+    pub fn reconfigure(&self, position: LogPosition, config: KernelConfig) -> Result<Kernel, SnapshotError> {
+        assert_eq!(position.lsn, self.last_applied_lsn + 1, "lsn is not the next one");
+        assert!(position.request_slot >= self.last_request_slot, "request slot went backwards");
+        assert!(position.request_slot <= SLOT_MAX, "request slot beyond SLOT_MAX");
+        let mut kernel = Kernel::restore(config, &self.encode_snapshot())?;
+        kernel.last_applied_lsn = position.lsn;
+        kernel.last_request_slot = position.request_slot;
+        Ok(kernel)
+    }
+
     /// Encodes the whole state as a snapshot (header + body). Allocates; never on the apply
     /// path. Cost is O(n log n) in the stored entries for the canonical sort.
     ///

@@ -141,11 +141,16 @@ impl EngineConfig {
     }
 }
 
-/// The largest encoded command for bundles of at most `bundle_size_max` members: flags,
-/// operation key, kind, and a reserve's fixed fields plus its members.
+/// The largest record payload the engine writes when bundles have at most `bundle_size_max`
+/// members: an encoded command (flags, operation key, kind, a reserve's fixed fields plus its
+/// members) or a configuration record, whichever is larger.
 pub fn submission_size_bytes_max(bundle_size_max: u32) -> u64 {
-    1 + 32 + 1 + 16 + 8 + 2 + 16 * u64::from(bundle_size_max)
+    let command = 1 + 32 + 1 + 16 + 8 + 2 + 16 * u64::from(bundle_size_max);
+    command.max(CONFIG_RECORD_SIZE_BYTES)
 }
+
+/// Size of an encoded kernel configuration (`allocdb_core::encode_kernel_config`).
+const CONFIG_RECORD_SIZE_BYTES: u64 = 80;
 
 fn check_range(name: &'static str, value: u64, min: u64, max: u64) -> Result<(), EngineConfigError> {
     if value < min || value > max {
@@ -157,6 +162,14 @@ fn check_range(name: &'static str, value: u64, min: u64, max: u64) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::EngineConfig;
+
+    #[test]
+    fn configuration_records_fit_the_payload_bound() {
+        let mut bytes = Vec::new();
+        allocdb_core::encode_kernel_config(&allocdb_core::KernelConfig::default(), &mut bytes);
+        assert_eq!(bytes.len() as u64, super::CONFIG_RECORD_SIZE_BYTES);
+        assert!(super::submission_size_bytes_max(1) >= super::CONFIG_RECORD_SIZE_BYTES);
+    }
 
     #[test]
     fn default_config_is_valid() {

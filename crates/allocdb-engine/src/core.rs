@@ -18,8 +18,8 @@
 //! step by step; the production runner (`runner.rs`) calls the same functions from one thread.
 
 use allocdb_core::{
-    Command, DueLease, Kernel, LogPosition, Lsn, SLOT_MAX, Slot, Submission, decode_submission,
-    encode_submission,
+    Command, DueLease, Kernel, KernelConfig, LogPosition, Lsn, SLOT_MAX, Slot, Submission,
+    decode_kernel_config, decode_submission, encode_kernel_config, encode_submission,
 };
 use allocdb_storage::{
     LogDirectory, LogRecord, RecordKind, Recovery, RecoveryReport, Storage, frame_size_bytes,
@@ -35,6 +35,10 @@ const PREFETCH_DISTANCE: usize = 4;
 
 /// The record kind of one encoded submission (`allocdb_core::encode_submission`).
 pub const COMMAND_RECORD_KIND: RecordKind = RecordKind(1);
+
+/// The record kind of a kernel configuration (`allocdb_core::encode_kernel_config`): the first
+/// record of every log, and every later change of configuration.
+pub const CONFIG_RECORD_KIND: RecordKind = RecordKind(2);
 
 /// Counters of what the core has done since it opened. Monotonic except the gauges.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,10 +105,14 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         config.validate()?;
         let kernel_config = config.kernel_config();
         let recovery = Recovery::open(directory, config.storage)?;
+        // The snapshot is restored under the configuration it was taken with; only the hash
+        // seed (memory layout, never results) comes from this process.
         let mut kernel = match recovery.snapshot() {
             Some(image) => {
-                let kernel = Kernel::restore(kernel_config, &image.payload)
-                    .map_err(|source| OpenError::Snapshot { file: image.file_name.clone(), source })?;
+                let snapshot_error = |source| OpenError::Snapshot { file: image.file_name.clone(), source };
+                let snapshot_config = Kernel::snapshot_config(&image.payload).map_err(snapshot_error)?;
+                let restore_config = KernelConfig { hash_seed: kernel_config.hash_seed, ..snapshot_config };
+                let kernel = Kernel::restore(restore_config, &image.payload).map_err(snapshot_error)?;
                 if kernel.last_applied_lsn() != image.lsn {
                     return Err(OpenError::SnapshotLsnMismatch {
                         file: image.file_name.clone(),
@@ -112,17 +120,21 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
                         kernel_lsn: kernel.last_applied_lsn(),
                     });
                 }
-                kernel
+                Some(kernel)
             }
-            None => Kernel::new(kernel_config)?,
+            None => None,
         };
         let mut members = Vec::new();
         let (storage, recovery_report) = recovery
-            .replay(|record| replay_record(&mut kernel, &mut members, &record))
+            .replay(|record| replay_record(&mut kernel, kernel_config.hash_seed, &mut members, &record))
             .map_err(OpenError::from_replay)?;
         let slot_clock = SlotClock::new(config.slot_duration_ms, recovery_report.last_slot);
         let records_since_snapshot = recovery_report.records_replayed;
-        Ok(EngineCore {
+        let kernel = match kernel {
+            Some(kernel) => kernel,
+            None => Kernel::new(kernel_config)?,
+        };
+        let mut core = EngineCore {
             encode_buffer: Vec::with_capacity(allocdb_core::SUBMISSION_SIZE_BYTES_MAX),
             due: Vec::with_capacity(config.kernel.expirations_per_tick_max as usize),
             planned: Vec::with_capacity(config.batch_size_max as usize),
@@ -135,7 +147,31 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
             records_since_snapshot,
             counters: EngineCounters::default(),
             recovery_report,
-        })
+        };
+        core.log_configuration(kernel_config)?;
+        Ok(core)
+    }
+
+    /// Makes `kernel_config` the configuration of record: a fresh log starts with it (lsn 1),
+    /// and a changed one is logged before any write, so that replay decides every command
+    /// under the configuration it first ran with. Capacities that no longer fit the state are
+    /// refused and nothing is logged.
+    fn log_configuration(&mut self, kernel_config: KernelConfig) -> Result<(), OpenError> {
+        let fresh = self.kernel.last_applied_lsn() == 0;
+        if !fresh && self.kernel.config().same_semantics(&kernel_config) {
+            return Ok(());
+        }
+        let slot = self.current_slot();
+        let position = LogPosition { lsn: self.storage.next_lsn(), request_slot: slot };
+        let kernel = self.kernel.reconfigure(position, kernel_config).map_err(OpenError::Reconfigure)?;
+        self.encode_buffer.clear();
+        encode_kernel_config(&kernel_config, &mut self.encode_buffer);
+        let record =
+            LogRecord { lsn: position.lsn, slot, kind: CONFIG_RECORD_KIND, payload: &self.encode_buffer };
+        self.storage.append(record).map_err(|error| OpenError::LogConfiguration(error.to_string()))?;
+        self.storage.flush_and_sync().map_err(|error| OpenError::LogConfiguration(error.to_string()))?;
+        self.kernel = kernel;
+        Ok(())
     }
 
     /// The kernel, as of the last applied command.
@@ -395,26 +431,49 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
     }
 }
 
-/// Applies one recovered record to the kernel, failing closed on anything unexpected.
+/// Applies one recovered record to the kernel, failing closed on anything unexpected. A log
+/// without a snapshot must begin with a configuration record.
 fn replay_record(
-    kernel: &mut Kernel,
+    kernel: &mut Option<Kernel>,
+    hash_seed: u64,
     members: &mut Vec<allocdb_core::ResourceId>,
     record: &LogRecord<'_>,
 ) -> Result<(), crate::error::ReplayRecordError> {
     use crate::error::ReplayRecordError;
-    if record.kind != COMMAND_RECORD_KIND {
-        return Err(ReplayRecordError::UnknownKind { kind: record.kind.0 });
+    let (last_lsn, last_slot) =
+        kernel.as_ref().map_or((0, 0), |kernel| (kernel.last_applied_lsn(), kernel.last_request_slot()));
+    if record.lsn != last_lsn + 1 {
+        return Err(ReplayRecordError::LsnGap { expected: last_lsn + 1, found: record.lsn });
     }
-    if record.lsn != kernel.last_applied_lsn() + 1 {
-        return Err(ReplayRecordError::LsnGap { expected: kernel.last_applied_lsn() + 1, found: record.lsn });
+    if record.slot < last_slot || record.slot > SLOT_MAX {
+        return Err(ReplayRecordError::SlotOutOfOrder { previous: last_slot, found: record.slot });
     }
-    if record.slot < kernel.last_request_slot() || record.slot > SLOT_MAX {
-        return Err(ReplayRecordError::SlotOutOfOrder {
-            previous: kernel.last_request_slot(),
-            found: record.slot,
-        });
+    let position = LogPosition { lsn: record.lsn, request_slot: record.slot };
+    match record.kind {
+        CONFIG_RECORD_KIND => {
+            let config = KernelConfig { hash_seed, ..decode_kernel_config(record.payload)? };
+            let current = match kernel.take() {
+                Some(current) => current,
+                None => Kernel::new(config)
+                    .map_err(|error| ReplayRecordError::Configuration(error.to_string()))?,
+            };
+            let reconfigured = current.reconfigure(position, config);
+            match reconfigured {
+                Ok(reconfigured) => *kernel = Some(reconfigured),
+                Err(error) => {
+                    *kernel = Some(current);
+                    return Err(ReplayRecordError::Configuration(error.to_string()));
+                }
+            }
+        }
+        COMMAND_RECORD_KIND => {
+            let Some(kernel) = kernel.as_mut() else {
+                return Err(ReplayRecordError::MissingConfiguration);
+            };
+            let submission = decode_submission(record.payload, members)?;
+            kernel.apply(position, &submission);
+        }
+        other => return Err(ReplayRecordError::UnknownKind { kind: other.0 }),
     }
-    let submission = decode_submission(record.payload, members)?;
-    kernel.apply(LogPosition { lsn: record.lsn, request_slot: record.slot }, &submission);
     Ok(())
 }

@@ -31,6 +31,18 @@ pub enum ReplayRecordError {
     /// The payload is not a valid command.
     #[error("payload does not decode: {0}")]
     Decode(#[from] allocdb_core::CodecError),
+    /// A configuration record is invalid or does not fit the state.
+    #[error("configuration record: {0}")]
+    Configuration(String),
+    /// A command record before any configuration (a log without a snapshot must start with one).
+    #[error("command record before the log's configuration record")]
+    MissingConfiguration,
+}
+
+impl From<allocdb_core::SnapshotError> for ReplayRecordError {
+    fn from(error: allocdb_core::SnapshotError) -> Self {
+        ReplayRecordError::Configuration(error.to_string())
+    }
 }
 
 /// Why an engine refused to open.
@@ -64,6 +76,12 @@ pub enum OpenError {
         /// Lsn of the kernel state.
         kernel_lsn: Lsn,
     },
+    /// The configured capacities cannot hold the recovered state (shrunk below what is stored).
+    #[error("the configuration cannot hold the recovered state: {0}")]
+    Reconfigure(allocdb_core::SnapshotError),
+    /// Writing the configuration record failed.
+    #[error("cannot log the configuration: {0}")]
+    LogConfiguration(String),
     /// A log record could not be replayed.
     #[error("log record at lsn {lsn} cannot be replayed: {source}")]
     Replay {

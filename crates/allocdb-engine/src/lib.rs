@@ -26,7 +26,7 @@ mod runner;
 
 pub use clock::{Clock, ManualClock, SlotClock, SystemClock};
 pub use config::{EngineConfig, EngineConfigError, SLOT_DURATION_MS_MAX, submission_size_bytes_max};
-pub use core::{COMMAND_RECORD_KIND, EngineCore, EngineCounters};
+pub use core::{COMMAND_RECORD_KIND, CONFIG_RECORD_KIND, EngineCore, EngineCounters};
 pub use error::{OpenError, ReplayRecordError};
 pub use request::{
     LeaseRead, LeaseSnapshot, OwnedCommand, ReadReply, RejectionCategory, RejectionCode, WriteReply,

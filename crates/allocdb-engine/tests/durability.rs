@@ -89,7 +89,8 @@ fn one_group_is_one_sync_and_every_request_gets_its_reply() {
     for (index, reply) in replies.iter().enumerate() {
         let outcome = committed(*reply);
         assert_eq!(outcome.result, ResultCode::Ok);
-        assert_eq!(outcome.applied_lsn, index as u64 + 1);
+        // Lsn 1 is the log's configuration record.
+        assert_eq!(outcome.applied_lsn, index as u64 + 2);
     }
     assert_eq!(directory.counters().syncs - syncs_before, 1, "twenty writes, one sync");
     assert_eq!(core.counters().last_group_size, 20);
@@ -108,7 +109,7 @@ fn acknowledged_writes_survive_a_crash_and_replay_to_the_same_state() {
 
     let core = open(&directory, &clock, config());
     assert_eq!(core.recovery_report().start, RecoveryStart::LogOnly);
-    assert_eq!(core.recovery_report().records_replayed, 3);
+    assert_eq!(core.recovery_report().records_replayed, 4, "the configuration record and three writes");
     assert_eq!(core.kernel().state_digest(), digest);
     let LeaseLookup::Found(view) = core.kernel().lease(lease) else { panic!("lease lost") };
     assert_eq!(view.state, LeaseState::Reserved);
@@ -214,7 +215,7 @@ fn snapshot_compacts_the_log_and_recovery_starts_from_it() {
     directory.crash().unwrap();
     let core = open(&directory, &clock, config);
     assert_eq!(core.recovery_report().start, RecoveryStart::SnapshotAndLog);
-    assert_eq!(core.recovery_report().snapshot_lsn, Some(40));
+    assert_eq!(core.recovery_report().snapshot_lsn, Some(41), "the configuration record and 40 writes");
     assert_eq!(core.recovery_report().records_replayed, 10);
     assert_eq!(core.kernel().state_digest(), digest);
 }

@@ -67,7 +67,8 @@ fn batch_replies_arrive_in_order_and_survive_shutdown_and_reopen() {
     for (index, reply) in replies.iter().enumerate() {
         let WriteReply::Committed(outcome) = reply else { panic!("not committed: {reply:?}") };
         assert_eq!(outcome.result, ResultCode::Ok);
-        assert_eq!(outcome.applied_lsn, index as u64 + 1);
+        // Lsn 1 is the log's configuration record.
+        assert_eq!(outcome.applied_lsn, index as u64 + 2);
     }
     engine.shutdown();
 
@@ -80,7 +81,7 @@ fn batch_replies_arrive_in_order_and_survive_shutdown_and_reopen() {
     })));
     let (halted, lsn, state) = receiver.recv_timeout(REPLY_DEADLINE).unwrap();
     assert!(!halted);
-    assert_eq!(lsn, 100);
+    assert_eq!(lsn, 101);
     assert_eq!(state, Some(ResourceState::Available));
 }
 
@@ -90,10 +91,11 @@ fn submissions_beyond_the_queue_capacity_are_rejected_overloaded_at_once() {
     let engine = start(directory.path(), 8);
     let replies = submit_and_wait(&engine, (1..=9).map(create).collect());
     assert!(replies.iter().all(|reply| *reply == WriteReply::Rejected(RejectionCode::Overloaded)));
-    // Nothing of the rejected batch was executed: a fitting batch gets lsns from 1.
+    // Nothing of the rejected batch was executed: a fitting batch gets lsns from 2 (lsn 1 is
+    // the log's configuration record).
     let replies = submit_and_wait(&engine, (1..=8).map(create).collect());
     let WriteReply::Committed(first) = replies[0] else { panic!("not committed: {:?}", replies[0]) };
-    assert_eq!(first.applied_lsn, 1);
+    assert_eq!(first.applied_lsn, 2);
 }
 
 #[test]

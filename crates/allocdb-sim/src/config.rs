@@ -186,11 +186,10 @@ fn draw_engine(rng: &mut Rng) -> EngineConfig {
     config
 }
 
-/// The largest encoded command for bundles of `bundle_size_max` members; the payload limit must
-/// hold it (`allocdb_engine::EngineConfig::validate` checks the same relation).
+/// The largest record payload the engine writes for bundles of `bundle_size_max` members; the
+/// payload limit must hold it (`allocdb_engine::EngineConfig::validate` checks the same).
 fn submission_size_bytes_max(bundle_size_max: u32) -> u32 {
-    // Flags, operation key, kind, and a reserve's fixed fields plus its members.
-    1 + 32 + 1 + 16 + 8 + 2 + 16 * bundle_size_max
+    u32::try_from(allocdb_engine::submission_size_bytes_max(bundle_size_max)).unwrap_or(u32::MAX)
 }
 
 impl fmt::Display for SimConfig {

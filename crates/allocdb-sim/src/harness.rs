@@ -425,7 +425,7 @@ impl Harness {
         file_name: &str,
         offset: u64,
     ) -> Result<Option<FlipVerdict>, SimFailure> {
-        let recovered_lsn = core.kernel().last_applied_lsn();
+        let recovered_lsn = core.recovery_report().last_lsn;
         if recovered_lsn == before.last_applied_lsn && core.kernel().state_digest() == before.state_digest {
             self.start(core, before)?;
             return Ok(None);
@@ -506,23 +506,26 @@ impl Harness {
         self.stats.records_replayed += report.records_replayed;
         let kernel = core.kernel();
         self.trace.add(TraceTag::State, kernel.state_digest());
-        if kernel.last_applied_lsn() < before.last_applied_lsn {
+        // A restart with another configuration logs a configuration record after recovery;
+        // compare what the disk held (the report) and judge the state only without one.
+        let recovered_lsn = report.last_lsn;
+        let reconfigured = kernel.last_applied_lsn() != recovered_lsn;
+        if recovered_lsn < before.last_applied_lsn {
             return Err(self.fail(format!(
                 "recovery lost applied records: lsn {} before the crash, {} after",
-                before.last_applied_lsn,
-                kernel.last_applied_lsn()
+                before.last_applied_lsn, recovered_lsn
             )));
         }
-        if kernel.last_applied_lsn() == before.last_applied_lsn
+        if !reconfigured
+            && kernel.last_applied_lsn() == before.last_applied_lsn
             && kernel.state_digest() != before.state_digest
         {
             return Err(self.fail("recovered the same lsn as before the crash but a different state"));
         }
-        if !before.halted && kernel.last_applied_lsn() != before.last_applied_lsn {
+        if !before.halted && recovered_lsn != before.last_applied_lsn {
             return Err(self.fail(format!(
                 "a healthy engine crashed at lsn {} but recovered lsn {}: records appeared",
-                before.last_applied_lsn,
-                kernel.last_applied_lsn()
+                before.last_applied_lsn, recovered_lsn
             )));
         }
         if kernel.last_request_slot() < before.last_request_slot
@@ -607,8 +610,12 @@ fn check_fail_closed_reason(error: &RecoveryError, file_name: &str, offset: u64)
 
 /// Whether an open failed on a write or sync failure the simulator scheduled.
 fn is_injected_io_failure(error: &OpenError) -> bool {
-    let OpenError::Recovery(RecoveryError::Io(failure)) = error else { return false };
-    let message = failure.source.to_string();
+    let message = match error {
+        OpenError::Recovery(RecoveryError::Io(failure)) => failure.source.to_string(),
+        // Opening writes too: the log's configuration record (first start, or a change).
+        OpenError::LogConfiguration(message) => message.clone(),
+        _ => return false,
+    };
     message.contains("simulated write failure")
         || message.contains("simulated sync failure")
         || message.contains("simulated halt")
