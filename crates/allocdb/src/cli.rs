@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use allocdb_server::{ConfigFileError, ServerConfig};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub(crate) use crate::client::ClientCommand;
+
 /// AllocDB: leases over scarce resources, one resource, one winner.
 #[derive(Debug, Parser)]
 #[command(name = "allocdb", version, about)]
@@ -23,6 +25,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run a node: the HTTP/JSON API (and the binary protocol) over a local data directory.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 /// `allocdb serve`.
@@ -91,7 +95,9 @@ mod tests {
     use super::{Cli, Command};
 
     fn serve_args(arguments: &[&str]) -> super::ServeArgs {
-        let Command::Serve(serve) = Cli::try_parse_from(arguments).unwrap().command;
+        let Command::Serve(serve) = Cli::try_parse_from(arguments).unwrap().command else {
+            panic!("not a serve command: {arguments:?}");
+        };
         serve
     }
 

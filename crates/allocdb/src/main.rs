@@ -1,12 +1,16 @@
 //! `allocdb`: the AllocDB binary.
 //!
-//! Subcommands (interfaces.md §1): `serve` runs a node; the client subcommands join here as
-//! they land. This file only wires: argument parsing (`cli.rs`), logging (`logging.rs`) and
-//! the mapping of startup failures to exit codes (`exit.rs`, where the codes are listed).
+//! Subcommands (interfaces.md §1): `serve` runs a node; the client subcommands (`resource
+//! create`, `reserve`, `activate`, `release`, `revoke`, `reclaim`, `get`, `status`) talk to one
+//! over the binary protocol (`client.rs`). This file only wires: argument parsing (`cli.rs`,
+//! `parse.rs`), logging (`logging.rs`) and the mapping of failures to exit codes (`exit.rs`,
+//! where the codes are listed).
 
 mod cli;
+mod client;
 mod exit;
 mod logging;
+mod parse;
 
 use std::process::ExitCode;
 
@@ -16,6 +20,7 @@ fn main() -> ExitCode {
     let arguments = cli::Cli::parse();
     match arguments.command {
         cli::Command::Serve(serve) => run_serve(&serve),
+        cli::Command::Client(command) => client::run(command),
     }
 }
 

@@ -72,6 +72,8 @@ pub struct ServerProcess {
     child: Child,
     /// The bound HTTP address.
     pub http: SocketAddr,
+    /// The bound binary-protocol address.
+    pub listen: SocketAddr,
     /// Its stderr.
     pub stderr: StderrLines,
 }
@@ -92,17 +94,19 @@ impl ServerProcess {
             .expect("the allocdb binary starts");
         let mut stderr = StderrLines::new(&mut child);
         let deadline = Instant::now() + PROCESS_DEADLINE;
-        let http = loop {
+        let (http, listen) = loop {
             let Some(line) = stderr.next_line(deadline) else {
                 let status = child.wait().unwrap();
                 panic!("allocdb exited ({status}) before serving; stderr: {:#?}", stderr.seen);
             };
             let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
             if entry["fields"]["message"] == "serving" {
-                break entry["fields"]["http"].as_str().unwrap().parse::<SocketAddr>().unwrap();
+                let address =
+                    |field: &str| entry["fields"][field].as_str().unwrap().parse::<SocketAddr>().unwrap();
+                break (address("http"), address("listen"));
             }
         };
-        let server = ServerProcess { child, http, stderr };
+        let server = ServerProcess { child, http, listen, stderr };
         server.wait_ready(deadline);
         server
     }
