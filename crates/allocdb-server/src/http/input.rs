@@ -79,7 +79,7 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
     parse_json(&bytes)
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|error| ApiError::malformed(format!("The JSON body is invalid: {error}.")))
 }

@@ -35,6 +35,43 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use input::DEFAULT_CLIENT_ID;
+
+/// Parses `bytes` as the JSON body of every write route and of `/v1/batch`, exactly as the
+/// handlers do (strict parsing, then translation into engine requests), and returns how many
+/// routes accepted it. It touches no node. The `http_body` fuzz target drives it: it must never
+/// panic or allocate beyond what the body's own size implies.
+pub fn parse_write_bodies(bytes: &[u8]) -> usize {
+    use requests::{
+        BatchRequest, CreateResourceRequest, HolderAction, HolderRequest, OperatorAction, OperatorRequest,
+        ReserveRequest,
+    };
+    // Any millisecond-to-slot conversion serves for parsing; this is the default slot's.
+    let ttl_slots = |ttl_ms: u64| ttl_ms.div_ceil(10).saturating_add(1);
+    let mut accepted = 0;
+    if let Ok(body) = input::parse_json::<CreateResourceRequest>(bytes) {
+        drop(body.translate());
+        accepted += 1;
+    }
+    if let Ok(body) = input::parse_json::<ReserveRequest>(bytes) {
+        drop(body.translate(&ttl_slots));
+        accepted += 1;
+    }
+    if let Ok(body) = input::parse_json::<HolderRequest>(bytes) {
+        drop(body.translate(HolderAction::Activate, 1));
+        accepted += 1;
+    }
+    if let Ok(body) = input::parse_json::<OperatorRequest>(bytes) {
+        drop(body.translate(OperatorAction::Revoke, 1));
+        accepted += 1;
+    }
+    if let Ok(body) = input::parse_json::<BatchRequest>(bytes) {
+        for command in body.commands {
+            drop(command.translate(&ttl_slots));
+        }
+        accepted += 1;
+    }
+    accepted
+}
 pub(crate) use listener::{ConnectionLimits, serve_connections};
 
 use self::answers::WriteAnswer;
