@@ -36,9 +36,9 @@ pub struct FaultRates {
     pub bit_flip_per_mille: u64,
     /// Per restart: schedule a failing write or sync, or a halt, to fire inside recovery.
     pub recovery_fault_per_mille: u64,
-    /// Per restart: snapshot first, then restart with grown table capacities (an operator
-    /// resizing between restarts).
-    pub capacity_growth_per_mille: u64,
+    /// Per restart: restart with other table capacities (an operator resizing between
+    /// restarts), larger or smaller, after a snapshot half of the time.
+    pub capacity_change_per_mille: u64,
     /// Per restart: step the wall clock back (a clock reset); slots must not follow.
     pub clock_step_back_per_mille: u64,
 }
@@ -54,7 +54,7 @@ impl FaultRates {
         snapshot_per_mille: 0,
         bit_flip_per_mille: 0,
         recovery_fault_per_mille: 0,
-        capacity_growth_per_mille: 0,
+        capacity_change_per_mille: 0,
         clock_step_back_per_mille: 0,
     };
 
@@ -69,7 +69,7 @@ impl FaultRates {
             snapshot_per_mille: rate(5, 40),
             bit_flip_per_mille: rate(20, 150),
             recovery_fault_per_mille: rate(50, 400),
-            capacity_growth_per_mille: rate(20, 150),
+            capacity_change_per_mille: rate(20, 150),
             clock_step_back_per_mille: rate(50, 300),
         }
     }
@@ -237,7 +237,7 @@ impl fmt::Display for SimConfig {
         )?;
         write!(
             formatter,
-            "  faults (per mille): write={} sync={} halt={} crash={} torn={} snapshot={} bit_flip={} recovery_fault={} growth={} clock_back={}",
+            "  faults (per mille): write={} sync={} halt={} crash={} torn={} snapshot={} bit_flip={} recovery_fault={} resize={} clock_back={}",
             faults.write_failure_per_mille,
             faults.sync_failure_per_mille,
             faults.halt_per_mille,
@@ -246,7 +246,7 @@ impl fmt::Display for SimConfig {
             faults.snapshot_per_mille,
             faults.bit_flip_per_mille,
             faults.recovery_fault_per_mille,
-            faults.capacity_growth_per_mille,
+            faults.capacity_change_per_mille,
             faults.clock_step_back_per_mille,
         )
     }

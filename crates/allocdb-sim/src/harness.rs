@@ -10,7 +10,7 @@
 //! sync failure that fires during recovery itself is a failed start: the harness crashes again
 //! and retries, a bounded number of times.
 
-use allocdb_core::{Kernel, Lsn, Slot};
+use allocdb_core::{Kernel, KernelConfig, LogPosition, Lsn, Slot};
 use allocdb_engine::{Clock, EngineConfig, EngineCore, ManualClock, OpenError, WriteReply, WriteRequest};
 use allocdb_storage::{RecoveryError, SimDirectory};
 
@@ -58,9 +58,9 @@ pub struct Restart {
     /// Resetting the clock between processes, never inside one, keeps every slot the dead
     /// process handed out for a pending operation a lower bound of the slot its record gets.
     pub clock_ms: Option<u64>,
-    /// New table capacities (nothing else may change). Recovery replays the log after the
-    /// snapshot with them, and capacities decide results, so only restart with new capacities
-    /// when the snapshot covers the whole log (`snapshot_now` on a healthy engine).
+    /// New table capacities (nothing else may change), larger or smaller. The engine logs the
+    /// change as a configuration record before any write, or refuses capacities too small for
+    /// its state, in which case the harness reopens with the old configuration.
     pub config: Option<EngineConfig>,
 }
 
@@ -317,7 +317,8 @@ impl Harness {
                 "a restart may change table capacities only"
             );
         }
-        let before = self.stop(config.as_ref())?;
+        let before = self.stop(config.is_some());
+        let previous_config = self.config;
         if let Some(config) = config {
             self.config = config;
             self.stats.capacity_changes += 1;
@@ -349,10 +350,42 @@ impl Harness {
             }
             self.trace.add(TraceTag::Fault, kind << 32 | count);
         }
-        let core = self
-            .open_core()
-            .map_err(|error| self.fail(format!("recovery failed after a crash (no media fault): {error}")))?;
+        let core = match self.open_core() {
+            Ok(core) => core,
+            Err(OpenError::Reconfigure(error)) if previous_config != self.config => {
+                self.refused_configuration(&before, previous_config, &error.to_string())?
+            }
+            Err(error) => {
+                return Err(self.fail(format!("recovery failed after a crash (no media fault): {error}")));
+            }
+        };
         self.start(core, &before)
+    }
+
+    /// The engine refused new capacities as too small for its state. That is right only if
+    /// the state really does not fit (checked when the disk holds exactly the old state); the
+    /// operator then goes back to the old configuration, which must open.
+    fn refused_configuration(
+        &mut self,
+        before: &BeforeCrash,
+        previous_config: EngineConfig,
+        error: &str,
+    ) -> Result<SimCore, SimFailure> {
+        if !before.halted
+            && let Some(snapshot) = &before.snapshot
+            && Kernel::restore(self.config.kernel_config(), snapshot).is_ok()
+        {
+            return Err(self.fail(format!("the engine refused capacities that hold its state: {error}")));
+        }
+        self.stats.capacity_changes_refused += 1;
+        self.trace.add(TraceTag::Fault, 6 << 32);
+        self.config = previous_config;
+        self.directory
+            .crash()
+            .map_err(|crash_error| self.fail(format!("simulated crash failed: {crash_error}")))?;
+        self.open_core().map_err(|open_error| {
+            self.fail(format!("the old configuration failed to open after a refused change: {open_error}"))
+        })
     }
 
     /// Restarts with one bit of durable bytes flipped: `bit_index` of the byte at `offset` of
@@ -370,7 +403,7 @@ impl Harness {
         offset: u64,
         bit_index: u8,
     ) -> Result<FlipVerdict, SimFailure> {
-        let before = self.stop(None)?;
+        let before = self.stop(false);
         let backup = durable_copy(&self.directory);
         self.directory
             .flip_bit(file_name, offset, bit_index)
@@ -452,27 +485,20 @@ impl Harness {
         )))
     }
 
-    /// Drops the engine (the process dies) and returns what it had applied. With a
-    /// `next_config`, the state digest is that of its state restored into the next
-    /// configuration's tables (snapshots carry the configuration, so capacities change it).
-    fn stop(&mut self, next_config: Option<&EngineConfig>) -> Result<BeforeCrash, SimFailure> {
+    /// Drops the engine (the process dies) and returns what it had applied; with
+    /// `keep_state`, also its encoded state, to judge a change of configuration against.
+    fn stop(&mut self, keep_state: bool) -> BeforeCrash {
         let Some(core) = self.core.take() else { panic!("the harness always holds an engine between calls") };
         self.stats.snapshots_installed += core.counters().snapshots_installed;
         let kernel = core.kernel();
-        let state_digest = match next_config {
-            None => kernel.state_digest(),
-            Some(config) => Kernel::restore(config.kernel_config(), &kernel.encode_snapshot())
-                .map_err(|error| {
-                    self.fail(format!("state does not restore into the new capacities: {error}"))
-                })?
-                .state_digest(),
-        };
-        Ok(BeforeCrash {
+        BeforeCrash {
             halted: core.halt_cause().is_some(),
             last_applied_lsn: kernel.last_applied_lsn(),
             last_request_slot: kernel.last_request_slot(),
-            state_digest,
-        })
+            state_digest: kernel.state_digest(),
+            kernel_config: *kernel.config(),
+            snapshot: keep_state.then(|| kernel.encode_snapshot()),
+        }
     }
 
     /// Opens the engine, crashing and retrying when an injected write or sync failure or a
@@ -522,6 +548,15 @@ impl Harness {
         {
             return Err(self.fail("recovered the same lsn as before the crash but a different state"));
         }
+        if !kernel.config().same_semantics(&self.config.kernel_config()) {
+            return Err(self.fail(format!(
+                "the engine runs {:?}, not the configuration it was opened with",
+                kernel.config()
+            )));
+        }
+        if reconfigured {
+            self.check_reconfigured(kernel, recovered_lsn, before)?;
+        }
         if !before.halted && recovered_lsn != before.last_applied_lsn {
             return Err(self.fail(format!(
                 "a healthy engine crashed at lsn {} but recovered lsn {}: records appeared",
@@ -548,6 +583,43 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// A node opened with new capacities logged one configuration record after what it
+    /// recovered. When the disk held exactly the dead process's state, the new state must be
+    /// that state moved into the new tables (`Kernel::reconfigure` at the record's position).
+    fn check_reconfigured(
+        &self,
+        kernel: &Kernel,
+        recovered_lsn: Lsn,
+        before: &BeforeCrash,
+    ) -> Result<(), SimFailure> {
+        if kernel.last_applied_lsn() != recovered_lsn + 1 {
+            return Err(self.fail(format!(
+                "recovered lsn {recovered_lsn}, but the engine starts at lsn {}: more than one record logged at open",
+                kernel.last_applied_lsn()
+            )));
+        }
+        let Some(snapshot) = &before.snapshot else {
+            return Err(self.fail("a configuration record was logged at a restart that changed nothing"));
+        };
+        if recovered_lsn != before.last_applied_lsn {
+            return Ok(());
+        }
+        let position = LogPosition { lsn: recovered_lsn + 1, request_slot: kernel.last_request_slot() };
+        let expected = Kernel::restore(before.kernel_config, snapshot)
+            .and_then(|old| old.reconfigure(position, self.config.kernel_config()))
+            .map_err(|error| {
+                self.fail(format!("the old state does not move into the new tables: {error}"))
+            })?;
+        if expected.state_digest() != kernel.state_digest() {
+            return Err(
+                self.fail("the state after a change of capacities is not the old state in the new tables")
+            );
+        }
+        Ok(())
+    }
+}
+
 /// The engine of a harness between calls (it is only ever absent inside a restart). A free
 /// function so that callers can borrow the engine and the checker at the same time.
 fn running(core: Option<&SimCore>) -> &SimCore {
@@ -561,6 +633,9 @@ struct BeforeCrash {
     last_applied_lsn: Lsn,
     last_request_slot: Slot,
     state_digest: u64,
+    kernel_config: KernelConfig,
+    /// The encoded state, kept when the restart changes the configuration.
+    snapshot: Option<Vec<u8>>,
 }
 
 /// `config` with every table capacity zeroed: two configurations that differ only in

@@ -329,8 +329,8 @@ impl Simulation {
         } else {
             None
         };
-        let config = if self.fault_rng.chance(faults.capacity_growth_per_mille) {
-            self.snapshot_for_resize()?
+        let config = if self.fault_rng.chance(faults.capacity_change_per_mille) {
+            Some(self.resized_config()?)
         } else {
             None
         };
@@ -341,29 +341,38 @@ impl Simulation {
         Ok(())
     }
 
-    /// Before an operator grows the tables: a snapshot covering the whole log, so recovery
-    /// replays nothing under the new capacities. Returns the grown configuration, or `None` if
-    /// the engine is (or becomes) halted and the log may hold records after the snapshot.
-    fn snapshot_for_resize(&mut self) -> Result<Option<EngineConfig>, SimFailure> {
-        if self.harness.is_halted() {
-            return Ok(None);
-        }
-        self.harness.snapshot_now()?;
-        if self.harness.is_halted() {
+    /// New table capacities for a restart: each of half to twice the current one (so some
+    /// changes shrink tables below what they hold, which the engine must refuse). Half the
+    /// time a snapshot comes first, so the change lands on a log with nothing after the
+    /// snapshot, and half the time on a log with records to replay under the old capacities.
+    fn resized_config(&mut self) -> Result<EngineConfig, SimFailure> {
+        if !self.harness.is_halted() && self.fault_rng.coin() {
+            self.harness.snapshot_now()?;
             self.note_halt();
-            return Ok(None);
         }
         let mut config = *self.harness.config();
+        let drawn = self.config.engine.kernel;
+        let bundle_size_max = config.kernel.bundle_size_max;
+        // Half to twice the current size, but within a quarter to four times the drawn size:
+        // repeated resizes must not random-walk the tables to a size that makes the O(capacity)
+        // invariant check dominate the run.
+        let mut scale = |value: u32, drawn: u32| {
+            let scaled = u64::from(value) * self.fault_rng.range(4, 16) / 8;
+            scaled.clamp(u64::from(drawn / 4).max(1), u64::from(drawn) * 4) as u32
+        };
         let kernel = &mut config.kernel;
-        let lease_growth = self.fault_rng.range_u32(0, 8);
-        kernel.resource_count_max += self.fault_rng.range_u32(0, 8);
-        kernel.lease_count_max += lease_growth;
-        kernel.lease_member_count_max += lease_growth + self.fault_rng.range_u32(0, 8);
-        kernel.operation_count_max += self.fault_rng.range_u32(0, 32);
-        kernel.expiration_bucket_length_max += self.fault_rng.range_u32(0, lease_growth);
+        kernel.resource_count_max = scale(kernel.resource_count_max, drawn.resource_count_max);
+        kernel.lease_count_max = scale(kernel.lease_count_max, drawn.lease_count_max);
+        kernel.lease_member_count_max = scale(kernel.lease_member_count_max, drawn.lease_member_count_max)
+            .max(kernel.lease_count_max)
+            .max(bundle_size_max);
+        kernel.operation_count_max = scale(kernel.operation_count_max, drawn.operation_count_max);
+        kernel.expiration_bucket_length_max =
+            scale(kernel.expiration_bucket_length_max, drawn.expiration_bucket_length_max)
+                .min(kernel.lease_count_max);
         self.harness.trace(TraceTag::Fault, 5 << 32 | u64::from(kernel.lease_count_max));
-        assert!(config.validate().is_ok(), "grown configuration is invalid: {:?}", config.validate());
-        Ok(Some(config))
+        assert!(config.validate().is_ok(), "resized configuration is invalid: {:?}", config.validate());
+        Ok(config)
     }
 
     /// A wall-clock reset while the node is down: back by up to a hundred slots, but never

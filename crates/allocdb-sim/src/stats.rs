@@ -40,8 +40,10 @@ pub struct RunStats {
     pub newest_records_dropped: u64,
     /// Faults aimed at recovery itself (a failing write or sync, or a halt, during the start).
     pub recovery_faults_scheduled: u64,
-    /// Restarts with grown table capacities.
+    /// Restarts with other table capacities.
     pub capacity_changes: u64,
+    /// Of those, changes the engine refused (the state did not fit).
+    pub capacity_changes_refused: u64,
     /// Wall-clock resets backwards.
     pub clock_steps_back: u64,
 }
@@ -51,7 +53,7 @@ impl fmt::Display for RunStats {
         write!(
             formatter,
             "steps={} groups={} requests={} restarts={} (torn {}, failed starts {}) torn_tails={} \
-             replayed={} snapshots={} faults: write={} sync={} halt={} engine_halts={} bit_flips={} (fail closed {}, newest dropped {}) recovery_faults={} capacity_changes={} clock_back={}",
+             replayed={} snapshots={} faults: write={} sync={} halt={} engine_halts={} bit_flips={} (fail closed {}, newest dropped {}) recovery_faults={} capacity_changes={} (refused {}) clock_back={}",
             self.steps,
             self.groups,
             self.requests,
@@ -70,6 +72,7 @@ impl fmt::Display for RunStats {
             self.newest_records_dropped,
             self.recovery_faults_scheduled,
             self.capacity_changes,
+            self.capacity_changes_refused,
             self.clock_steps_back,
         )
     }

@@ -4,7 +4,8 @@
 //! installation, a failed sync, a halt between write and sync with the write on disk, a group
 //! commit whose first half was synced before its last sync failed, flipped bits in a middle and
 //! in the newest record, a second copy of a write in the same group, a wall-clock reset while
-//! the node is down, tables grown at a restart after a full snapshot, and — to show the checker is not vacuous — a deleted tail segment, which
+//! the node is down, tables grown at a restart (with and without a snapshot first) or shrunk
+//! below their contents, and — to show the checker is not vacuous — a deleted tail segment, which
 //! the engine does not claim to survive and the checker must report.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
 
@@ -295,8 +296,8 @@ fn clock_reset_while_the_node_is_down_does_not_lower_the_slot() {
     assert_eq!(harness.kernel().last_request_slot(), slot, "the slot holds at the last logged slot");
 }
 
-#[test]
-fn tables_grown_at_a_restart_after_a_full_snapshot_keep_every_acknowledged_outcome() {
+/// Two leases fill the table and a third reserve is refused `lease_table_full`.
+fn full_lease_table() -> (Harness, EngineConfig) {
     let mut small = config();
     small.kernel.lease_count_max = 2;
     small.kernel.lease_member_count_max = 2;
@@ -306,18 +307,53 @@ fn tables_grown_at_a_restart_after_a_full_snapshot_keep_every_acknowledged_outco
     let replies = submit(&mut harness, &[reserve(2, 1, 1), reserve(2, 2, 2), reserve(2, 3, 3)]);
     let WriteReply::Committed(refused) = replies[2] else { panic!("{replies:?}") };
     assert_eq!(refused.result, allocdb_core::ResultCode::LeaseTableFull);
-    // The operator snapshots (so no log is replayed under the new sizes) and grows the tables.
-    assert_eq!(harness.snapshot_now().unwrap(), None);
-    let mut grown = small;
-    grown.kernel.lease_count_max = 8;
-    grown.kernel.lease_member_count_max = 8;
-    grown.kernel.expiration_bucket_length_max = 8;
+    (harness, small)
+}
+
+fn resize(harness: &mut Harness, config: EngineConfig) {
     let restart =
-        Restart { crash: CrashKind::Clean, recovery_fault: None, clock_ms: None, config: Some(grown) };
-    harness.restart_with(restart).unwrap();
-    assert_eq!(harness.kernel().config().lease_count_max, 8);
-    // The refused reserve stays refused; a new one now fits.
-    let replies = submit(&mut harness, &[duplicate(&reserve(2, 3, 3)), reserve(2, 4, 3)]);
-    assert!(matches!(replies[0], WriteReply::Committed(outcome) if outcome.from_retry_cache));
-    assert!(matches!(replies[1], WriteReply::Committed(outcome) if outcome.result.is_ok()), "{replies:?}");
+        Restart { crash: CrashKind::Clean, recovery_fault: None, clock_ms: None, config: Some(config) };
+    harness
+        .restart_with(restart)
+        .unwrap_or_else(|failure| panic!("step {}: {}", failure.step, failure.reason));
+}
+
+/// The restart replays the refused reserve from the log (no snapshot first): it must be
+/// decided under the capacities it first ran with, and stay refused.
+#[test]
+fn tables_grown_at_a_restart_keep_every_acknowledged_outcome() {
+    for snapshot_first in [false, true] {
+        let (mut harness, small) = full_lease_table();
+        if snapshot_first {
+            assert_eq!(harness.snapshot_now().unwrap(), None);
+        }
+        let mut grown = small;
+        grown.kernel.lease_count_max = 8;
+        grown.kernel.lease_member_count_max = 8;
+        grown.kernel.expiration_bucket_length_max = 8;
+        resize(&mut harness, grown);
+        assert_eq!(harness.kernel().config().lease_count_max, 8);
+        // The refused reserve stays refused; a new one now fits.
+        let replies = submit(&mut harness, &[duplicate(&reserve(2, 3, 3)), reserve(2, 4, 3)]);
+        assert!(matches!(replies[0], WriteReply::Committed(outcome) if outcome.from_retry_cache));
+        assert!(
+            matches!(replies[1], WriteReply::Committed(outcome) if outcome.result.is_ok()),
+            "{replies:?}"
+        );
+        restart(&mut harness, CrashKind::Clean);
+    }
+}
+
+#[test]
+fn tables_shrunk_below_their_contents_are_refused_and_the_old_configuration_reopens() {
+    let (mut harness, small) = full_lease_table();
+    let mut shrunk = small;
+    shrunk.kernel.lease_count_max = 1;
+    shrunk.kernel.lease_member_count_max = 2;
+    shrunk.kernel.expiration_bucket_length_max = 1;
+    resize(&mut harness, shrunk);
+    assert_eq!(harness.stats().capacity_changes_refused, 1);
+    assert_eq!(harness.kernel().config().lease_count_max, 2, "the old configuration came back");
+    submit(&mut harness, &[create(3, 1, 4)]);
+    restart(&mut harness, CrashKind::Clean);
 }
