@@ -75,6 +75,62 @@ impl LeaseId {
     }
 }
 
+/// Why a text is not a u128 id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdTextError {
+    /// It contains a hyphen but is not a hyphenated UUID.
+    NotUuid,
+    /// It is neither decimal digits nor a hyphenated UUID.
+    NotDecimal,
+    /// Decimal digits above `u128::MAX`.
+    OutOfRange,
+}
+
+/// Length of a hyphenated UUID.
+const UUID_TEXT_LENGTH: usize = 36;
+/// Positions of the hyphens in a hyphenated UUID.
+const UUID_HYPHEN_INDEXES: [usize; 4] = [8, 13, 18, 23];
+/// Digits in `u128::MAX` (a longer decimal string cannot be an id).
+const DECIMAL_DIGIT_COUNT_MAX: usize = 39;
+
+const _: () = assert!(u128::MAX.ilog10() + 1 == DECIMAL_DIGIT_COUNT_MAX as u32);
+
+/// Parses a client-chosen id in a text transport's form (semantics.md, "Identifiers"): decimal,
+/// or a hyphenated UUID read as one big-endian u128.
+///
+/// # Errors
+/// Which form the text fails.
+pub fn parse_id_text(text: &str) -> Result<u128, IdTextError> {
+    if text.contains('-') {
+        return parse_uuid(text).ok_or(IdTextError::NotUuid);
+    }
+    if text.is_empty()
+        || text.len() > DECIMAL_DIGIT_COUNT_MAX
+        || !text.bytes().all(|byte| byte.is_ascii_digit())
+    {
+        return Err(IdTextError::NotDecimal);
+    }
+    text.parse::<u128>().map_err(|_| IdTextError::OutOfRange)
+}
+
+fn parse_uuid(text: &str) -> Option<u128> {
+    if text.len() != UUID_TEXT_LENGTH {
+        return None;
+    }
+    let mut value: u128 = 0;
+    for (index, byte) in text.bytes().enumerate() {
+        if UUID_HYPHEN_INDEXES.contains(&index) {
+            if byte != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = char::from(byte).to_digit(16)?;
+        value = (value << 4) | u128::from(digit);
+    }
+    Some(value)
+}
+
 /// The key of the operation table: one client's operation id.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OperationKey {
@@ -82,4 +138,23 @@ pub struct OperationKey {
     pub client_id: ClientId,
     /// The client's id for this write.
     pub operation_id: OperationId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{IdTextError, parse_id_text};
+
+    #[test]
+    fn ids_parse_in_decimal_and_uuid_form_only() {
+        assert_eq!(parse_id_text("0"), Ok(0));
+        assert_eq!(parse_id_text("340282366920938463463374607431768211455"), Ok(u128::MAX));
+        assert_eq!(parse_id_text("340282366920938463463374607431768211456"), Err(IdTextError::OutOfRange));
+        assert_eq!(parse_id_text("00000000-0000-0000-0000-00000000002a"), Ok(42));
+        assert_eq!(parse_id_text("FFFFFFFF-ffff-ffff-ffff-ffffffffffff"), Ok(u128::MAX));
+        assert_eq!(parse_id_text("0000000-00000-0000-0000-00000000002a"), Err(IdTextError::NotUuid));
+        assert_eq!(parse_id_text("-1"), Err(IdTextError::NotUuid));
+        for text in ["", "+1", "1.0", " 1", "0x10", "1e3"] {
+            assert_eq!(parse_id_text(text), Err(IdTextError::NotDecimal), "{text:?}");
+        }
+    }
 }

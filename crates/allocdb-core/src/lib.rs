@@ -59,7 +59,10 @@ pub use config::{
     BUNDLE_SIZE_LIMIT, ConfigError, EXPIRATION_BUCKET_COUNT_LIMIT, KernelConfig, TABLE_CAPACITY_LIMIT,
     WINDOW_SLOTS_LIMIT,
 };
-pub use ids::{ClientId, HolderId, LeaseId, Lsn, OperationId, OperationKey, ResourceId, SLOT_MAX, Slot};
+pub use ids::{
+    ClientId, HolderId, IdTextError, LeaseId, Lsn, OperationId, OperationKey, ResourceId, SLOT_MAX, Slot,
+    parse_id_text,
+};
 pub use invariants::InvariantViolation;
 pub use kernel::{Kernel, MAINTENANCE_STEPS_PER_APPLY};
 pub use result::ResultCode;

@@ -7,16 +7,10 @@
 
 use std::time::Duration;
 
-/// Length of a hyphenated UUID.
-const UUID_TEXT_LENGTH: usize = 36;
-/// Positions of the hyphens in a hyphenated UUID.
-const UUID_HYPHEN_INDEXES: [usize; 4] = [8, 13, 18, 23];
-/// Digits in `u128::MAX` (a longer decimal string cannot be an id).
-const DECIMAL_DIGIT_COUNT_MAX: usize = 39;
+use allocdb_core::IdTextError;
+
 /// Characters of the offending text shown in an error.
 const SHOWN_CHARACTER_COUNT_MAX: usize = 48;
-
-const _: () = assert!(u128::MAX.ilog10() + 1 == DECIMAL_DIGIT_COUNT_MAX as u32);
 
 fn shown(text: &str) -> String {
     text.chars().take(SHOWN_CHARACTER_COUNT_MAX).collect()
@@ -28,34 +22,13 @@ fn shown(text: &str) -> String {
 /// A one-sentence reason naming `what` and the offending text.
 pub(crate) fn id(what: &str, text: &str) -> Result<u128, String> {
     let shown = shown(text);
-    if text.contains('-') {
-        return parse_uuid(text).ok_or_else(|| format!("invalid {what} {shown:?}: not a hyphenated UUID"));
-    }
-    if text.is_empty()
-        || text.len() > DECIMAL_DIGIT_COUNT_MAX
-        || !text.bytes().all(|byte| byte.is_ascii_digit())
-    {
-        return Err(format!("invalid {what} {shown:?}: expected a decimal u128 or a hyphenated UUID"));
-    }
-    text.parse::<u128>().map_err(|_| format!("invalid {what} {shown:?}: out of range for a u128"))
-}
-
-fn parse_uuid(text: &str) -> Option<u128> {
-    if text.len() != UUID_TEXT_LENGTH {
-        return None;
-    }
-    let mut value: u128 = 0;
-    for (index, byte) in text.bytes().enumerate() {
-        if UUID_HYPHEN_INDEXES.contains(&index) {
-            if byte != b'-' {
-                return None;
-            }
-            continue;
+    allocdb_core::parse_id_text(text).map_err(|error| match error {
+        IdTextError::NotUuid => format!("invalid {what} {shown:?}: not a hyphenated UUID"),
+        IdTextError::NotDecimal => {
+            format!("invalid {what} {shown:?}: expected a decimal u128 or a hyphenated UUID")
         }
-        let digit = char::from(byte).to_digit(16)?;
-        value = (value << 4) | u128::from(digit);
-    }
-    Some(value)
+        IdTextError::OutOfRange => format!("invalid {what} {shown:?}: out of range for a u128"),
+    })
 }
 
 /// Parses a duration: decimal digits followed by exactly one unit of `ms`, `s`, `m`, `h`.

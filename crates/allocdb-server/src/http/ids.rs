@@ -15,18 +15,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use allocdb_core::{BUNDLE_SIZE_LIMIT, ResourceId};
+use allocdb_core::{BUNDLE_SIZE_LIMIT, IdTextError, ResourceId};
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// Length of a hyphenated UUID.
-const UUID_TEXT_LENGTH: usize = 36;
-/// Positions of the hyphens in a hyphenated UUID.
-const UUID_HYPHEN_INDEXES: [usize; 4] = [8, 13, 18, 23];
-/// Digits in `u128::MAX` (a longer decimal string cannot be an id).
-const DECIMAL_DIGIT_COUNT_MAX: usize = 39;
-
-const _: () = assert!(u128::MAX.ilog10() + 1 == DECIMAL_DIGIT_COUNT_MAX as u32);
 
 /// Parses a u128 id written in decimal or as a hyphenated UUID.
 ///
@@ -34,34 +25,11 @@ const _: () = assert!(u128::MAX.ilog10() + 1 == DECIMAL_DIGIT_COUNT_MAX as u32);
 /// A one-sentence reason naming the offending text (cut to a short prefix).
 pub(crate) fn parse_id(text: &str) -> Result<u128, String> {
     let shown: String = text.chars().take(48).collect();
-    if text.contains('-') {
-        return parse_uuid(text).ok_or_else(|| format!("{shown:?} is not a hyphenated UUID"));
-    }
-    if text.is_empty()
-        || text.len() > DECIMAL_DIGIT_COUNT_MAX
-        || !text.bytes().all(|byte| byte.is_ascii_digit())
-    {
-        return Err(format!("{shown:?} is not a decimal u128 id or a hyphenated UUID"));
-    }
-    text.parse::<u128>().map_err(|_| format!("{shown:?} is out of range for a u128 id"))
-}
-
-fn parse_uuid(text: &str) -> Option<u128> {
-    if text.len() != UUID_TEXT_LENGTH {
-        return None;
-    }
-    let mut value: u128 = 0;
-    for (index, byte) in text.bytes().enumerate() {
-        if UUID_HYPHEN_INDEXES.contains(&index) {
-            if byte != b'-' {
-                return None;
-            }
-            continue;
-        }
-        let digit = char::from(byte).to_digit(16)?;
-        value = (value << 4) | u128::from(digit);
-    }
-    Some(value)
+    allocdb_core::parse_id_text(text).map_err(|error| match error {
+        IdTextError::NotUuid => format!("{shown:?} is not a hyphenated UUID"),
+        IdTextError::NotDecimal => format!("{shown:?} is not a decimal u128 id or a hyphenated UUID"),
+        IdTextError::OutOfRange => format!("{shown:?} is out of range for a u128 id"),
+    })
 }
 
 /// A u128 id as a JSON string.
