@@ -7,4 +7,5 @@
 //! exits non-zero.
 
 pub mod backend;
+pub mod cli;
 pub mod report;
