@@ -93,6 +93,8 @@ pub struct DurabilityCounters {
     pub fsyncs: u64,
     /// Commands (or transactions) made durable so far.
     pub commands: u64,
+    /// Time spent in those flushes so far, microseconds, when the target measures it.
+    pub fsync_micros: Option<u64>,
 }
 
 /// The admin side of a target, shared by all simulated clients.

@@ -56,6 +56,7 @@ pub enum PgMode {
 
 /// `allocdb bench run`.
 #[derive(Args, Clone, Debug)]
+#[allow(clippy::struct_excessive_bools, reason = "command-line switches")]
 pub struct RunArgs {
     /// The database under load.
     #[arg(long, value_enum, default_value = "allocdb")]

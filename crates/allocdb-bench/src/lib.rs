@@ -6,6 +6,23 @@
 //! target answered, never taken from the target's own claims; a run with a non-zero violation
 //! exits non-zero.
 
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    reason = "figures: counts and durations become f64 rates, and non-negative rates become counts"
+)]
+
+pub mod allocdb_target;
 pub mod backend;
 pub mod cli;
+pub mod compare;
+pub mod driver;
+pub mod machine;
+pub mod plot;
+pub mod postgres;
+pub mod recovery;
+pub mod redis_target;
 pub mod report;
+pub mod run;
+pub mod server;
+pub mod summary;

@@ -142,7 +142,10 @@ pub struct RunResult {
     pub commands_per_fsync: Option<f64>,
     /// Median latency of one 4 KiB write + fdatasync on the target's disk just before the run.
     pub fsync_floor_p50_us: Option<u64>,
-    /// Closed loop: clients ÷ fsync floor, the most a serial-commit client population can do.
+    /// Mean duration of the target's own flushes during the window, when it measures them.
+    pub fsync_mean_us: Option<f64>,
+    /// Closed loop: clients ÷ commit latency (the target's mean flush during the window, else
+    /// the fsync floor): the most a population of clients with one request each can do.
     pub ceiling_requests_per_s: Option<f64>,
     /// CPU during the window.
     pub cpu: CpuUse,

@@ -25,6 +25,9 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run a node: the HTTP/JSON API (and the binary protocol) over a local data directory.
     Serve(ServeArgs),
+    /// Measure: reservation workloads against AllocDB, PostgreSQL and Redis, side by side.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
     #[command(flatten)]
     Client(ClientCommand),
 }

@@ -2,10 +2,11 @@
 //!
 //! Subcommands (interfaces.md §1): `serve` runs a node; the client subcommands (`resource
 //! create`, `reserve`, `activate`, `release`, `revoke`, `reclaim`, `get`, `status`) talk to one
-//! over the binary protocol (`client.rs`). This file only wires: argument parsing (`cli.rs`,
+//! over the binary protocol (`client.rs`); `bench` measures (`bench.rs`, crate `allocdb-bench`). This file only wires: argument parsing (`cli.rs`,
 //! `parse.rs`), logging (`logging.rs`) and the mapping of failures to exit codes (`exit.rs`,
 //! where the codes are listed).
 
+mod bench;
 mod cli;
 mod client;
 mod exit;
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     let arguments = cli::Cli::parse();
     match arguments.command {
         cli::Command::Serve(serve) => run_serve(&serve),
+        cli::Command::Bench(command) => bench::run(command),
         cli::Command::Client(command) => client::run(command),
     }
 }
