@@ -22,7 +22,7 @@ use allocdb_core::{
     decode_kernel_config, decode_submission, encode_kernel_config, encode_submission,
 };
 use allocdb_storage::{
-    LogDirectory, LogRecord, RecordKind, Recovery, RecoveryReport, Storage, frame_size_bytes,
+    LogDirectory, LogRecord, RecordKind, Recovery, RecoveryReport, ReplayProgress, Storage, frame_size_bytes,
 };
 
 use crate::clock::{Clock, SlotClock};
@@ -102,6 +102,30 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
     /// file, offset and reason); a snapshot the kernel refuses; a record that does not decode
     /// or does not follow the snapshot.
     pub fn open(directory: D, clock: C, config: EngineConfig) -> Result<Self, OpenError> {
+        EngineCore::open_reporting(directory, clock, config, None)
+    }
+
+    /// Like [`EngineCore::open`], passing the replay's [`ReplayProgress`] reports to
+    /// `progress` as the log is read (`allocdb_storage::Recovery::replay_with_progress`). The
+    /// reports depend on the log alone; deciding when to show one (a clock) is the caller's.
+    ///
+    /// # Errors
+    /// As [`EngineCore::open`].
+    pub fn open_with_progress(
+        directory: D,
+        clock: C,
+        config: EngineConfig,
+        progress: &mut dyn FnMut(&ReplayProgress),
+    ) -> Result<Self, OpenError> {
+        EngineCore::open_reporting(directory, clock, config, Some(progress))
+    }
+
+    fn open_reporting(
+        directory: D,
+        clock: C,
+        config: EngineConfig,
+        progress: Option<&mut dyn FnMut(&ReplayProgress)>,
+    ) -> Result<Self, OpenError> {
         config.validate()?;
         let kernel_config = config.kernel_config();
         let recovery = Recovery::open(directory, config.storage)?;
@@ -125,9 +149,14 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
             None => None,
         };
         let mut members = Vec::new();
-        let (storage, recovery_report) = recovery
-            .replay(|record| replay_record(&mut kernel, kernel_config.hash_seed, &mut members, &record))
-            .map_err(OpenError::from_replay)?;
+        let visit = |record: LogRecord<'_>| {
+            replay_record(&mut kernel, kernel_config.hash_seed, &mut members, &record)
+        };
+        let replayed = match progress {
+            Some(progress) => recovery.replay_with_progress(visit, progress),
+            None => recovery.replay(visit),
+        };
+        let (storage, recovery_report) = replayed.map_err(OpenError::from_replay)?;
         let slot_clock = SlotClock::new(config.slot_duration_ms, recovery_report.last_slot);
         let records_since_snapshot = recovery_report.records_replayed;
         let kernel = match kernel {

@@ -68,7 +68,10 @@ pub use frame::{
 };
 pub use fs::{FsDirectory, FsFile};
 pub use io::{LogDirectory, LogFile};
-pub use recovery::{Recovery, RecoveryReport, RecoveryStart, RejectedSnapshot, TornTail};
+pub use recovery::{
+    REPLAY_PROGRESS_STEP_BYTES, Recovery, RecoveryReport, RecoveryStart, RejectedSnapshot, ReplayProgress,
+    TornTail,
+};
 pub use sim::{SimCounters, SimDirectory, SimFile};
 pub use snapshot_file::{
     SNAPSHOT_FILE_HEADER_SIZE_BYTES, SNAPSHOT_FILE_MAGIC, SNAPSHOT_FILE_VERSION, SnapshotImage,

@@ -12,6 +12,12 @@
 //!    the last segment. Only then does it change anything on disk: it zeroes a torn tail,
 //!    removes leftover temporary snapshot files, and makes sure an active segment exists.
 //!
+//! Progress: [`Recovery::replay_with_progress`] also reports how far it has read, as a
+//! [`ReplayProgress`]: once before the first segment, whenever another
+//! [`REPLAY_PROGRESS_STEP_BYTES`] of a segment were scanned, and at the end of every segment,
+//! so the last report has `bytes_scanned == bytes_total`. The reports depend on the log's bytes
+//! alone (no clock): whoever shows them to a person decides how often, at the edge.
+//!
 //! Invariant: recovery never drops a record that could have been acknowledged. The only
 //! bytes it removes are a torn tail (never synced, so never acknowledged) and temporary
 //! snapshot files (never renamed into place). Everything else it does not understand fails
@@ -20,7 +26,7 @@
 use crate::config::{SEGMENT_SIZE_BYTES_LIMIT, SnapshotFallback, StorageConfig};
 use crate::defect::{FallbackRefusal, SnapshotDefect};
 use crate::error::{IoFailure, IoOperation, RecoveryError, ReplayError};
-use crate::frame::{FRAME_HEADER_SIZE_BYTES, LogRecord, Lsn, Slot};
+use crate::frame::{FRAME_HEADER_SIZE_BYTES, LogRecord, Lsn, Slot, frame_size_bytes};
 use crate::io::{LogDirectory, LogFile};
 use crate::names::{self, FileKind};
 use crate::scan::{Cursor, ScanStop, SegmentEnd, SegmentPosition, scan_segment};
@@ -84,6 +90,29 @@ pub struct RecoveryReport {
     pub segments_read: u64,
     /// Leftover temporary snapshot files removed.
     pub temporary_files_removed: u64,
+}
+
+/// Segment bytes scanned between two [`ReplayProgress`] reports inside one segment. Small enough
+/// that a report comes many times a second at any realistic replay speed, large enough that
+/// reporting costs nothing next to replaying a mebibyte of records.
+pub const REPLAY_PROGRESS_STEP_BYTES: u64 = 1 << 20;
+
+/// How far a replay has read (see [`Recovery::replay_with_progress`]). A function of the log's
+/// bytes alone: the same directory gives the same reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayProgress {
+    /// Bytes of the segment files scanned so far: the frames read, and at the end of each
+    /// segment the zeros after its last frame. Never decreases; at most `bytes_total`.
+    pub bytes_scanned: u64,
+    /// Total size of the segment files the replay reads. The last segment is preallocated, so
+    /// its unwritten tail counts too: the final stretch goes faster than the rest.
+    pub bytes_total: u64,
+    /// Records handed to the visitor so far (those after the snapshot).
+    pub records_replayed: u64,
+    /// Segments scanned completely so far.
+    pub segments_scanned: u64,
+    /// Segments the replay reads.
+    pub segments_total: u64,
 }
 
 /// The first step of recovery: the snapshot is chosen and the segment set is checked.
@@ -167,7 +196,29 @@ impl<D: LogDirectory> Recovery<D> {
     /// snapshot, an I/O failure, or the first error `visit` returns.
     pub fn replay<E: std::error::Error + 'static>(
         self,
+        visit: impl FnMut(LogRecord<'_>) -> Result<(), E>,
+    ) -> Result<(Storage<D>, RecoveryReport), ReplayError<E>> {
+        self.replay_reporting(visit, None)
+    }
+
+    /// Like [`Recovery::replay`], and calls `progress` as the module documentation describes:
+    /// before the first segment, every [`REPLAY_PROGRESS_STEP_BYTES`] inside a segment, and at
+    /// the end of each segment. The last call reports `bytes_scanned == bytes_total`.
+    ///
+    /// # Errors
+    /// As [`Recovery::replay`]; also an I/O failure while reading the segment sizes.
+    pub fn replay_with_progress<E: std::error::Error + 'static>(
+        self,
+        visit: impl FnMut(LogRecord<'_>) -> Result<(), E>,
+        progress: &mut dyn FnMut(&ReplayProgress),
+    ) -> Result<(Storage<D>, RecoveryReport), ReplayError<E>> {
+        self.replay_reporting(visit, Some(progress))
+    }
+
+    fn replay_reporting<E: std::error::Error + 'static>(
+        self,
         mut visit: impl FnMut(LogRecord<'_>) -> Result<(), E>,
+        mut progress: Option<&mut dyn FnMut(&ReplayProgress)>,
     ) -> Result<(Storage<D>, RecoveryReport), ReplayError<E>> {
         let base_lsn = self.snapshot.as_ref().map_or(0, |image| image.lsn);
         let first_lsn =
@@ -177,18 +228,38 @@ impl<D: LogDirectory> Recovery<D> {
         let mut buffer = Vec::new();
         let mut last: Option<(D::File, SegmentEnd)> = None;
         let needed = self.segments.get(self.start_index..).unwrap_or_default();
+        // Sizes are read only when someone listens, so a replay without progress does exactly
+        // the I/O it always did (the simulator counts operations).
+        let mut reported = ReplayProgress::default();
+        if let Some(progress) = progress.as_mut() {
+            reported.bytes_total =
+                segments_size_bytes(&self.directory, needed).map_err(ReplayError::Recovery)?;
+            reported.segments_total = needed.len() as u64;
+            progress(&reported);
+        }
         for (index, entry) in needed.iter().enumerate() {
             check_segment_start(entry, &cursor)?;
             let position =
                 if index + 1 == needed.len() { SegmentPosition::Last } else { SegmentPosition::Earlier };
             let file = read_segment(&self.directory, entry, &mut buffer)?;
+            let segment_start = reported.bytes_scanned;
+            let mut segment_offset = 0_u64;
             let end = scan_segment(&buffer, position, &mut cursor, &mut |record| {
+                segment_offset += frame_size_bytes(u32::try_from(record.payload.len()).unwrap_or(u32::MAX));
                 if record.lsn <= base_lsn {
                     counts.1 += 1;
-                    return Ok(());
+                } else {
+                    counts.0 += 1;
+                    visit(record)?;
                 }
-                counts.0 += 1;
-                visit(record)
+                if let Some(progress) = progress.as_mut()
+                    && segment_start + segment_offset - reported.bytes_scanned >= REPLAY_PROGRESS_STEP_BYTES
+                {
+                    reported.bytes_scanned = segment_start + segment_offset;
+                    reported.records_replayed = counts.0;
+                    progress(&reported);
+                }
+                Ok(())
             })
             .map_err(|stop| match stop {
                 ScanStop::Corrupt(damage) => ReplayError::Recovery(RecoveryError::Corruption {
@@ -199,6 +270,16 @@ impl<D: LogDirectory> Recovery<D> {
                 }),
                 ScanStop::Visitor { lsn, error } => ReplayError::Visitor { lsn, source: error },
             })?;
+            if let Some(progress) = progress.as_mut() {
+                // The whole file was read and its tail checked, so all of it counts as scanned. A
+                // file that grew since its size was read (only possible behind the lock's back)
+                // stretches the total instead of overshooting it.
+                reported.bytes_scanned = segment_start + buffer.len() as u64;
+                reported.bytes_total = reported.bytes_total.max(reported.bytes_scanned);
+                reported.records_replayed = counts.0;
+                reported.segments_scanned += 1;
+                progress(&reported);
+            }
             last = Some((file, end));
         }
         // With no segment at all the log is empty after the snapshot; otherwise the log ends
@@ -400,6 +481,21 @@ fn check_segment_start(entry: &SegmentEntry, cursor: &Cursor) -> Result<(), Reco
         });
     }
     Ok(())
+}
+
+/// The total size of `segments`, for progress reports.
+fn segments_size_bytes<D: LogDirectory>(
+    directory: &D,
+    segments: &[SegmentEntry],
+) -> Result<u64, RecoveryError> {
+    let mut total = 0_u64;
+    for entry in segments {
+        let name = entry.name.as_str();
+        let file = directory.open(name).map_err(IoFailure::on(IoOperation::Open, name))?;
+        let size_bytes = file.size_bytes().map_err(IoFailure::on(IoOperation::Read, name))?;
+        total = total.saturating_add(size_bytes);
+    }
+    Ok(total)
 }
 
 /// Reads the whole segment into `buffer` and returns its open handle.
