@@ -14,11 +14,19 @@ mod data_dir;
 pub mod http;
 mod metrics;
 mod node;
+mod recovery_progress;
 mod serve;
 
+/// The storage seam of [`Node::open_over`] and [`Server::bind_over`]: the trait a log
+/// directory implements, and the production one.
+pub use allocdb_storage::{FsDirectory, LogDirectory, LogFile};
 pub use binary::serve_binary;
 pub use config::{ConfigFileError, LimitsConfig, NetworkConfig, ServerConfig};
 pub use data_dir::{DATA_FORMAT_VERSION, DataDir, DataDirError};
 pub use metrics::{DiskFigures, Metrics, scan_data_dir};
-pub use node::{Node, NodeStatus, StartError};
+pub use node::{Node, NodeOptions, NodeStatus, StartError};
+pub use recovery_progress::{
+    RECOVERY_PROGRESS_INTERVAL_DEFAULT, RecoveryProgress, RecoveryProgressReporting, RecoveryProgressSink,
+    log_recovery_progress,
+};
 pub use serve::{ServeError, Server, serve, shutdown_signal};

@@ -7,20 +7,28 @@
 //! resolves it by retrying the same operation id. Reads carry an optional `min_lsn` fence and
 //! are served on the engine thread after every write queued before them, so a fence at the lsn a
 //! write returned always holds for a later read on the same node.
+//!
+//! The storage seam: [`Node::open_with`] keeps the log and snapshots in the data directory on
+//! the file system (`FsDirectory`), as `allocdb serve` does; [`Node::open_over`] takes any
+//! [`LogDirectory`] instead, so a test can run the real engine and the real transports over a
+//! directory that injects faults (a failing or blocking sync, a simulated power cut). The data
+//! directory is locked and its identity checked either way; only where the log's bytes go
+//! differs, and the node never learns which implementation it has.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use allocdb_core::{KernelUsage, LeaseId, Lsn, ResourceId, ResourceView, Slot};
 use allocdb_engine::{
     Engine, EngineConfig, EngineCore, EngineCounters, EngineStatus, GroupObserver, LeaseRead, ReadReply,
     RejectionCode, SystemClock, WriteReply, WriteRequest,
 };
-use allocdb_storage::{FsDirectory, RecoveryReport};
+use allocdb_storage::{FsDirectory, LogDirectory, RecoveryReport};
 
 use crate::config::{ConfigFileError, ServerConfig};
 use crate::data_dir::{DataDir, DataDirError};
+use crate::recovery_progress::{ProgressThrottle, RecoveryProgressReporting};
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +75,16 @@ pub struct NodeStatus {
     pub counters: EngineCounters,
 }
 
+/// What a node is opened with besides its configuration. `NodeOptions::default()` is what
+/// [`Node::open`] uses: no group observer, progress lines logged once a second.
+#[derive(Default)]
+pub struct NodeOptions {
+    /// Called after every group commit, on the engine thread (metrics).
+    pub group_observer: Option<GroupObserver>,
+    /// Where the progress of replaying the log goes, and how often.
+    pub recovery_progress: RecoveryProgressReporting,
+}
+
 /// One running node. Cheap to share behind an `Arc`.
 pub struct Node {
     engine: Engine,
@@ -74,6 +92,7 @@ pub struct Node {
     config: ServerConfig,
     cluster_id: u128,
     recovery: RecoveryReport,
+    recovery_duration: Duration,
     commit_timeout: Duration,
     _data_dir: DataDir,
 }
@@ -84,25 +103,64 @@ impl Node {
     /// # Errors
     /// See [`StartError`]; every variant names what to fix.
     pub fn open(config: ServerConfig) -> Result<Node, StartError> {
-        Node::open_observed(config, None)
+        Node::open_with(config, NodeOptions::default())
     }
 
-    /// Like [`Node::open`], calling `observer` after every group commit (metrics).
+    /// Like [`Node::open`], with `options` (a group observer for metrics, progress reporting).
     ///
     /// # Errors
     /// See [`StartError`].
-    pub fn open_observed(config: ServerConfig, observer: Option<GroupObserver>) -> Result<Node, StartError> {
-        config.validate()?;
-        let cluster_id = config.cluster_id_value()?;
-        let data_dir = DataDir::open(&config.data_dir, cluster_id, config.node_id)?;
+    pub fn open_with(config: ServerConfig, options: NodeOptions) -> Result<Node, StartError> {
+        let (data_dir, cluster_id) = lock_data_dir(&config)?;
         let directory = FsDirectory::open(&config.data_dir)
             .map_err(|source| StartError::Storage { path: config.data_dir.display().to_string(), source })?;
+        Node::start(config, options, data_dir, cluster_id, directory)
+    }
+
+    /// Like [`Node::open_with`], keeping the log and snapshots in `directory` instead of the
+    /// data directory (which is still locked, and holds the identity file). The seam for tests
+    /// that inject storage faults under the real engine; see the module documentation.
+    ///
+    /// # Errors
+    /// See [`StartError`].
+    pub fn open_over<D>(config: ServerConfig, options: NodeOptions, directory: D) -> Result<Node, StartError>
+    where
+        D: LogDirectory + Send + 'static,
+        D::File: Send,
+    {
+        let (data_dir, cluster_id) = lock_data_dir(&config)?;
+        Node::start(config, options, data_dir, cluster_id, directory)
+    }
+
+    /// Recovers from `directory` and starts the engine thread.
+    fn start<D>(
+        config: ServerConfig,
+        options: NodeOptions,
+        data_dir: DataDir,
+        cluster_id: u128,
+        directory: D,
+    ) -> Result<Node, StartError>
+    where
+        D: LogDirectory + Send + 'static,
+        D::File: Send,
+    {
         // The table hash seed only shapes memory layout, never results, so a fresh one per
         // start is safe and keeps crafted-collision attacks from being prepared offline.
         let engine_config = config.engine_config(fresh_hash_seed());
-        let core = EngineCore::open(directory, SystemClock, engine_config)?;
+        let NodeOptions { group_observer, recovery_progress } = options;
+        let RecoveryProgressReporting { interval, mut sink } = recovery_progress;
+        // The clock is read here, at the edge: the engine and storage only say how far they are.
+        let started = Instant::now();
+        let mut throttle = ProgressThrottle::new(interval, started);
+        let mut progress = |replay: &allocdb_storage::ReplayProgress| {
+            if let Some(report) = throttle.observe(replay, Instant::now()) {
+                sink(&report);
+            }
+        };
+        let core = EngineCore::open_with_progress(directory, SystemClock, engine_config, &mut progress)?;
+        let recovery_duration = started.elapsed();
         let recovery = core.recovery_report().clone();
-        let engine = Engine::start_observed(core, observer).map_err(StartError::Thread)?;
+        let engine = Engine::start_observed(core, group_observer).map_err(StartError::Thread)?;
         Ok(Node {
             engine,
             engine_config,
@@ -110,6 +168,7 @@ impl Node {
             config,
             cluster_id,
             recovery,
+            recovery_duration,
             _data_dir: data_dir,
         })
     }
@@ -132,6 +191,11 @@ impl Node {
     /// How recovery started this node.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.recovery
+    }
+
+    /// How long opening the storage and replaying the log took.
+    pub fn recovery_duration(&self) -> Duration {
+        self.recovery_duration
     }
 
     /// Live engine figures.
@@ -234,6 +298,14 @@ impl Node {
     pub fn shutdown(self) {
         self.engine.shutdown();
     }
+}
+
+/// Validates the configuration, then locks the data directory and checks its identity.
+fn lock_data_dir(config: &ServerConfig) -> Result<(DataDir, u128), StartError> {
+    config.validate()?;
+    let cluster_id = config.cluster_id_value()?;
+    let data_dir = DataDir::open(&config.data_dir, cluster_id, config.node_id)?;
+    Ok((data_dir, cluster_id))
 }
 
 /// A seed for the table hash from the OS's randomness (std's `RandomState` draws it).

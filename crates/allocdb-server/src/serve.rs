@@ -12,6 +12,10 @@
 //! 3. [`Node::shutdown`] commits what is still queued and joins the engine thread, so every
 //!    write that got an answer is durable and none is left half-done.
 //!
+//! Startup reports progress while recovery replays a large log (`recovery_progress.rs`: a line
+//! at most once a second with bytes scanned, records replayed, rate and time left), then one
+//! `recovered` summary line with the time recovery took.
+//!
 //! Listeners: the binary protocol (`listen`) and the HTTP API (`http`) run side by side on the
 //! one runtime, over the one node, stopped by the one shutdown signal. A further listener is
 //! bound in [`Server::bind`] and spawned in [`Server::run`] the same way.
@@ -21,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use allocdb_storage::LogDirectory;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -29,7 +34,7 @@ use crate::binary::serve_binary;
 use crate::config::ServerConfig;
 use crate::http::{ConnectionLimits, HttpApi, serve_connections};
 use crate::metrics::Metrics;
-use crate::node::{Node, StartError};
+use crate::node::{Node, NodeOptions, StartError};
 
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -69,21 +74,48 @@ impl Server {
     /// # Errors
     /// See [`ServeError`]. On error nothing keeps running and the data directory is unlocked.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
+        Server::bind_opening(config, Node::open_with).await
+    }
+
+    /// Like [`Server::bind`], with the node's log and snapshots in `directory` instead of the
+    /// data directory ([`Node::open_over`]): the real router and engine over injected storage.
+    ///
+    /// # Errors
+    /// See [`ServeError`].
+    pub async fn bind_over<D>(config: ServerConfig, directory: D) -> Result<Server, ServeError>
+    where
+        D: LogDirectory + Send + 'static,
+        D::File: Send,
+    {
+        Server::bind_opening(config, move |config, options| Node::open_over(config, options, directory)).await
+    }
+
+    async fn bind_opening(
+        config: ServerConfig,
+        open: impl FnOnce(ServerConfig, NodeOptions) -> Result<Node, StartError> + Send + 'static,
+    ) -> Result<Server, ServeError> {
         let metrics = Arc::new(Metrics::new());
-        let observer = metrics.group_observer();
+        let options =
+            NodeOptions { group_observer: Some(metrics.group_observer()), ..NodeOptions::default() };
         let (http, listen) = (config.http, config.listen);
         // Recovery reads the whole log: blocking work, kept off the async workers.
-        let node = tokio::task::spawn_blocking(move || Node::open_observed(config, Some(observer)))
+        let node = tokio::task::spawn_blocking(move || open(config, options))
             .await
             .map_err(|error| ServeError::Runtime(std::io::Error::other(error)))??;
         let report = node.recovery_report();
         metrics.set_recovery(report);
+        let elapsed = node.recovery_duration();
+        let elapsed_nanos = elapsed.as_nanos().max(1);
         tracing::info!(
             data_dir = %node.config().data_dir.display(),
             snapshot_lsn = report.snapshot_lsn.unwrap_or(0),
             records_replayed = report.records_replayed,
+            segments_read = report.segments_read,
             last_lsn = report.last_lsn,
             torn_tail = report.torn_tail.is_some(),
+            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            records_per_second =
+                u64::try_from(u128::from(report.records_replayed) * 1_000_000_000 / elapsed_nanos).unwrap_or(u64::MAX),
             "recovered"
         );
         let (binary_listener, binary_address) = bind("binary protocol", listen).await?;

@@ -1,15 +1,19 @@
 //! Shared helpers of the HTTP integration tests: an in-process server on a free port over a
-//! node in a temporary directory, with small tables, and the test HTTP client.
+//! node in a temporary directory (or with its log in an injected directory, see
+//! `faulty_directory.rs`), with small tables, and the test HTTP client.
 
 #![allow(dead_code, reason = "each test file uses a different subset of the helpers")]
 
+pub mod faulty_directory;
 pub mod http_client;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use allocdb_server::{Server, ServerConfig};
+use allocdb_server::{LogDirectory, ServeError, Server, ServerConfig};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -37,6 +41,9 @@ pub fn small_config(data_dir: &std::path::Path) -> ServerConfig {
     config
 }
 
+/// What binding a server returns, boxed so either way of binding fits one signature.
+type BindFuture = Pin<Box<dyn Future<Output = Result<Server, ServeError>> + Send>>;
+
 /// A server running on its own runtime thread. Dropping it stops it gracefully.
 pub struct TestServer {
     /// The HTTP address.
@@ -59,6 +66,24 @@ impl TestServer {
 
     /// A server over an existing directory (for restarts).
     pub fn start_in(directory: TempDir, adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::launch(directory, adjust, |config| Box::pin(Server::bind(config)))
+    }
+
+    /// A server whose log and snapshots live in `storage` (`Server::bind_over`); `directory`
+    /// still holds the lock and identity files. Restart with the same two to recover.
+    pub fn start_over<D>(directory: TempDir, storage: D, adjust: impl FnOnce(&mut ServerConfig)) -> TestServer
+    where
+        D: LogDirectory + Send + 'static,
+        D::File: Send,
+    {
+        TestServer::launch(directory, adjust, move |config| Box::pin(Server::bind_over(config, storage)))
+    }
+
+    fn launch(
+        directory: TempDir,
+        adjust: impl FnOnce(&mut ServerConfig),
+        bind: impl FnOnce(ServerConfig) -> BindFuture + Send + 'static,
+    ) -> TestServer {
         let mut config = small_config(directory.path());
         adjust(&mut config);
         let (ready_sender, ready) = mpsc::channel();
@@ -67,7 +92,7 @@ impl TestServer {
             let runtime =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
-                match Server::bind(config).await {
+                match bind(config).await {
                     Ok(server) => {
                         ready_sender.send(Ok(server.http_address())).unwrap();
                         server
