@@ -552,6 +552,8 @@ pub fn run_compare(args: &CompareArgs, exe: &Path) -> Result<()> {
         bail!("{} already holds {RAW_FILE}; choose another --out", out.display());
     }
     fs::create_dir_all(out.join("logs")).with_context(|| format!("creating {}", out.display()))?;
+    // Created up front so a matrix whose every cell failed still has a (empty) summary input.
+    File::create(out.join(RAW_FILE)).context("creating raw.jsonl")?;
     let mut machine = MachineInfo::read(exe);
     machine.write(&out)?;
     let mut commands = File::create(out.join("commands.txt")).context("creating commands.txt")?;

@@ -532,12 +532,13 @@ pub fn render_markdown(summary: &Summary) -> String {
         for failure in &summary.failed_cells {
             let _ = writeln!(
                 out,
-                "- rep {} {} {} {}: {} (stderr: `{}`)",
+                "- rep {} {} {} {}: {}, `{}` (`{}`)",
                 failure.rep,
                 failure.workload,
                 failure.target,
                 failure.durability,
                 failure.status,
+                failure.stderr_tail.lines().last().unwrap_or("no stderr").replace('`', "'"),
                 failure.stderr_file
             );
         }
@@ -844,7 +845,10 @@ mod tests {
             markdown
                 .contains("| uncontended | ops/s | allocdb binary | postgres fn | 20,000 | 2,000 | 10.0× |")
         );
-        assert!(markdown.contains("**Failed cells: 1**"));
+        assert!(markdown.contains(
+            "- rep 1 uncontended redis durable: exit status: 1, `connection refused` \
+             (`logs/003-rep1-uncontended-redis-durable.stderr`)"
+        ));
         let summary: Summary =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
         assert_eq!(
