@@ -35,11 +35,13 @@ impl ServerSizing {
     /// Sizes for a workload of `resources` resources; `heavy` for batches of 1,024 and more,
     /// which reach a million commands per second.
     pub fn for_workload(resources: u64, heavy: bool) -> ServerSizing {
-        let (operations, leases) = if heavy { (16 << 20, 8 << 20) } else { (8 << 20, 4 << 20) };
+        // Operation records must cover the dedupe window at full rate; small runs (tests,
+        // smoke) get small tables so the server starts in milliseconds.
+        let operations = if heavy { 16 << 20 } else { resources.saturating_mul(64).clamp(1 << 20, 8 << 20) };
         ServerSizing {
             resources: resources.max(1024).next_power_of_two(),
             operations,
-            leases,
+            leases: operations / 2,
             snapshot_interval_records: 1 << 40,
         }
     }
