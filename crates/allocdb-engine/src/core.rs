@@ -262,6 +262,13 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         self.planned.clear();
         self.plan_expirations(slot);
         for (index, request) in requests.iter().enumerate() {
+            // The retry check probes the operation table at random: start the loads of the
+            // next requests' slots now so the misses overlap instead of queueing.
+            if let Some(ahead) = requests.get(index + PREFETCH_DISTANCE)
+                && let Some(key) = ahead.as_submission().operation
+            {
+                self.kernel.prefetch_operation(key);
+            }
             if let Some(reply) = self.plan_request(index, request, slot) {
                 replies[first_reply + index] = reply;
             }
