@@ -10,12 +10,16 @@ mod bench;
 mod cli;
 mod client;
 mod exit;
+mod huge_pages;
 mod logging;
 mod parse;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+
+#[global_allocator]
+static ALLOCATOR: huge_pages::HugePageAllocator = huge_pages::HugePageAllocator;
 
 fn main() -> ExitCode {
     let arguments = cli::Cli::parse();
