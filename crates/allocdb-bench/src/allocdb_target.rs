@@ -229,17 +229,19 @@ impl Target for AllocdbTarget {
 /// fsyncs = groups committed (`allocdb_fsync_latency_seconds_count`), commands = records in
 /// them (`allocdb_group_commit_batch_size_sum`).
 fn parse_durability_counters(metrics: &str) -> Option<DurabilityCounters> {
-    let value = |name: &str| {
-        metrics.lines().find_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            rest.strip_prefix(' ')?.split_whitespace().next()?.parse::<f64>().ok()
-        })
-    };
+    let value = |name: &str| metric_value(metrics, name);
     Some(DurabilityCounters {
         fsyncs: value("allocdb_fsync_latency_seconds_count")? as u64,
         commands: value("allocdb_group_commit_batch_size_sum")? as u64,
         fsync_micros: value("allocdb_fsync_latency_seconds_sum").map(|seconds| (seconds * 1e6) as u64),
     })
+}
+
+/// The value of the unlabelled sample `name` in Prometheus text from `/metrics`.
+pub(crate) fn metric_value(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.split_whitespace().next()?.parse().ok())
 }
 
 /// One simulated client's connection.
@@ -422,45 +424,18 @@ fn http_write_result(item: &Value) -> Result<WriteResult> {
     match item["outcome"].as_str() {
         Some("committed") => {
             let result = item["result"].as_str().context("a committed item without a result")?;
-            let result = result_code(result).ok_or_else(|| anyhow!("unknown result {result}"))?;
-            let mut outcome = committed_outcome(result, item["applied_lsn"].as_u64().unwrap_or(0));
-            outcome.lease_id = id("lease_id")?.map(LeaseId);
-            outcome.lease_epoch = item.get("lease_epoch").and_then(Value::as_u64);
-            outcome.from_retry_cache = item["from_retry_cache"].as_bool().unwrap_or(false);
-            Ok(WriteResult::Committed(outcome))
+            let result = ResultCode::from_name(result).ok_or_else(|| anyhow!("unknown result {result}"))?;
+            Ok(WriteResult::Committed(allocdb_core::Outcome {
+                result,
+                applied_lsn: item["applied_lsn"].as_u64().unwrap_or(0),
+                from_retry_cache: item["from_retry_cache"].as_bool().unwrap_or(false),
+                lease_id: id("lease_id")?.map(LeaseId),
+                lease_epoch: item.get("lease_epoch").and_then(Value::as_u64),
+                deadline_slot: item.get("deadline_slot").and_then(Value::as_u64),
+            }))
         }
         _ => bail!("a batch item was not committed: {item}"),
     }
-}
-
-/// A committed outcome with only a result code and an lsn.
-fn committed_outcome(result: ResultCode, applied_lsn: u64) -> allocdb_core::Outcome {
-    allocdb_core::Outcome {
-        result,
-        applied_lsn,
-        from_retry_cache: false,
-        lease_id: None,
-        lease_epoch: None,
-        deadline_slot: None,
-    }
-}
-
-fn result_code(name: &str) -> Option<ResultCode> {
-    Some(match name {
-        "ok" => ResultCode::Ok,
-        "resource_busy" => ResultCode::ResourceBusy,
-        "already_exists" => ResultCode::AlreadyExists,
-        "stale_epoch" => ResultCode::StaleEpoch,
-        "holder_mismatch" => ResultCode::HolderMismatch,
-        "invalid_state" => ResultCode::InvalidState,
-        "lease_not_found" => ResultCode::LeaseNotFound,
-        "lease_retired" => ResultCode::LeaseRetired,
-        "resource_not_found" => ResultCode::ResourceNotFound,
-        "operation_conflict" => ResultCode::OperationConflict,
-        "operation_table_full" => ResultCode::OperationTableFull,
-        "lease_table_full" => ResultCode::LeaseTableFull,
-        _ => return None,
-    })
 }
 
 async fn handshake(address: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
@@ -514,6 +489,39 @@ mod tests {
         assert_eq!(command["operation_id"], "5");
         assert_eq!(command["client_id"], "9");
         assert_eq!(command["resource_ids"][0], "3");
+    }
+
+    fn committed_outcome(result: ResultCode, applied_lsn: u64) -> allocdb_core::Outcome {
+        allocdb_core::Outcome {
+            result,
+            applied_lsn,
+            from_retry_cache: false,
+            lease_id: None,
+            lease_epoch: None,
+            deadline_slot: None,
+        }
+    }
+
+    #[test]
+    fn http_batch_items_are_read_with_the_core_result_names() {
+        let item = json!({"status": 200, "outcome": "committed", "result": "ok", "applied_lsn": 12,
+                          "lease_id": "12", "lease_epoch": 1, "from_retry_cache": true});
+        let WriteResult::Committed(outcome) =
+            http_write_result(&item).unwrap_or_else(|error| panic!("{error}"))
+        else {
+            panic!("not committed");
+        };
+        assert_eq!(
+            (outcome.result, outcome.applied_lsn, outcome.lease_id, outcome.lease_epoch),
+            (ResultCode::Ok, 12, Some(LeaseId(12)), Some(1))
+        );
+        assert!(outcome.from_retry_cache);
+        let busy = json!({"outcome": "committed", "result": "resource_busy", "applied_lsn": 3});
+        assert!(
+            matches!(http_write_result(&busy), Ok(WriteResult::Committed(outcome)) if outcome.result == ResultCode::ResourceBusy)
+        );
+        assert!(http_write_result(&json!({"outcome": "rejected", "error": "overloaded"})).is_err());
+        assert!(http_write_result(&json!({"outcome": "committed", "result": "no_such_code"})).is_err());
     }
 
     #[test]

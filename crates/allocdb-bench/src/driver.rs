@@ -89,9 +89,9 @@ impl Plan {
     }
 }
 
-/// What the clients measured together.
-#[derive(Debug)]
-pub struct Measured {
+/// Event counts of the measured window, per client and summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
     /// Commands completed in the window.
     pub ops: u64,
     /// Requests completed in the window.
@@ -104,6 +104,24 @@ pub struct Measured {
     pub replays: u64,
     /// Errors (each retried).
     pub errors: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.ops += other.ops;
+        self.requests += other.requests;
+        self.wins += other.wins;
+        self.busy += other.busy;
+        self.replays += other.replays;
+        self.errors += other.errors;
+    }
+}
+
+/// What the clients measured together.
+#[derive(Debug)]
+pub struct Measured {
+    /// The summed counts.
+    pub counts: Counts,
     /// Request latency.
     pub latency: Latency,
     /// First attempt to win.
@@ -174,12 +192,7 @@ impl Choices {
 struct ClientStats {
     latency: Histogram<u64>,
     acquire: Histogram<u64>,
-    ops: u64,
-    requests: u64,
-    wins: u64,
-    busy: u64,
-    replays: u64,
-    errors: u64,
+    counts: Counts,
     correctness: Correctness,
 }
 
@@ -188,12 +201,7 @@ impl ClientStats {
         Ok(ClientStats {
             latency: Histogram::new(3)?,
             acquire: Histogram::new(3)?,
-            ops: 0,
-            requests: 0,
-            wins: 0,
-            busy: 0,
-            replays: 0,
-            errors: 0,
+            counts: Counts::default(),
             correctness: Correctness::default(),
         })
     }
@@ -207,9 +215,9 @@ macro_rules! attempt {
             match $call.await {
                 Ok(value) => break Ok(value),
                 Err(error) => {
-                    $client.stats.errors += 1;
+                    $client.stats.counts.errors += 1;
                     tries += 1;
-                    if $client.stats.errors <= 3 {
+                    if $client.stats.counts.errors <= 3 {
                         eprintln!(
                             "warning: client {}: {error:#} (retrying with the same operation id)",
                             $client.index
@@ -268,8 +276,8 @@ impl<S: Session> Client<S> {
         let done = Instant::now();
         if self.in_window(done) {
             record_micros(&mut self.stats.latency, done - began);
-            self.stats.ops += items;
-            self.stats.requests += 1;
+            self.stats.counts.ops += items;
+            self.stats.counts.requests += 1;
             self.shared.progress_ops.fetch_add(items, Ordering::Relaxed);
         }
         done
@@ -341,7 +349,7 @@ impl<S: Session> Client<S> {
             return Ok(());
         };
         if self.in_window(done) {
-            self.stats.wins += 1;
+            self.stats.counts.wins += 1;
             record_micros(&mut self.stats.acquire, done - began);
         }
         self.granted(resource, op_id);
@@ -397,7 +405,7 @@ impl<S: Session> Client<S> {
         let again = attempt!(self, self.session.reserve(reserve))?;
         let done = self.record(began, 1);
         if self.in_window(done) {
-            self.stats.replays += 1;
+            self.stats.counts.replays += 1;
         }
         if again != first {
             self.stats.correctness.idempotency_mismatches += 1;
@@ -420,14 +428,14 @@ impl<S: Session> Client<S> {
         match outcome {
             ReserveOutcome::Busy => {
                 if self.in_window(done) {
-                    self.stats.busy += 1;
+                    self.stats.counts.busy += 1;
                 }
                 Ok(())
             }
             ReserveOutcome::Won(lease) => {
                 *first_attempt = None;
                 if self.in_window(done) {
-                    self.stats.wins += 1;
+                    self.stats.counts.wins += 1;
                     record_micros(&mut self.stats.acquire, done - since);
                 }
                 self.granted(resource, op_id);
@@ -490,7 +498,7 @@ impl<S: Session> Client<S> {
             }
         }
         if self.in_window(done) {
-            self.stats.wins += releases.len() as u64;
+            self.stats.counts.wins += releases.len() as u64;
             record_micros(&mut self.stats.acquire, done - began);
         }
         if self.should_replay() {
@@ -498,7 +506,7 @@ impl<S: Session> Client<S> {
             let again = attempt!(self, self.session.reserve_batch(&reserves))?;
             let done = self.record(began, plan.batch);
             if self.in_window(done) {
-                self.stats.replays += plan.batch;
+                self.stats.counts.replays += plan.batch;
             }
             let mismatches = again.iter().zip(&outcomes).filter(|(again, first)| again != first).count();
             if mismatches > 0 || again.len() != outcomes.len() {
@@ -583,12 +591,7 @@ pub async fn drive<T: Target>(
     let mut latency = Histogram::<u64>::new(3)?;
     let mut acquire = Histogram::<u64>::new(3)?;
     let mut measured = Measured {
-        ops: 0,
-        requests: 0,
-        wins: 0,
-        busy: 0,
-        replays: 0,
-        errors: 0,
+        counts: Counts::default(),
         latency: Latency::default(),
         acquire: Latency::default(),
         latency_cdf: Vec::new(),
@@ -599,12 +602,7 @@ pub async fn drive<T: Target>(
             Ok(Ok(stats)) => {
                 latency.add(&stats.latency)?;
                 acquire.add(&stats.acquire)?;
-                measured.ops += stats.ops;
-                measured.requests += stats.requests;
-                measured.wins += stats.wins;
-                measured.busy += stats.busy;
-                measured.replays += stats.replays;
-                measured.errors += stats.errors;
+                measured.counts.add(&stats.counts);
                 measured.correctness.add(&stats.correctness);
             }
             Ok(Err(error)) => {

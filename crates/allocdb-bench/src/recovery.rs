@@ -64,12 +64,19 @@ pub async fn fill_log(
             anyhow::Ok(())
         }));
     }
-    while !tasks.iter().all(tokio::task::JoinHandle::is_finished) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        progress(written.load(Ordering::Relaxed).min(records));
-    }
-    for task in tasks {
-        task.await??;
+    // Report progress on a ticker while awaiting the lanes in order; each lane's end is an
+    // event, so the fill returns as soon as the last lane finishes.
+    let mut ticker = tokio::time::interval(Duration::from_millis(200));
+    for mut task in tasks {
+        loop {
+            tokio::select! {
+                finished = &mut task => {
+                    finished??;
+                    break;
+                }
+                _ = ticker.tick() => progress(written.load(Ordering::Relaxed).min(records)),
+            }
+        }
     }
     Ok(written.load(Ordering::Relaxed))
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::allocdb_target::{AllocdbTarget, http_get};
+use crate::allocdb_target::{AllocdbTarget, http_get, metric_value};
 use crate::backend::{DurabilityCounters, Target};
 use crate::cli::{Durability, RunArgs, TargetKind, Workload};
 use crate::driver::{Plan, drive};
@@ -185,13 +185,13 @@ async fn measure<T: Target>(target: Arc<T>, args: &RunArgs, probe: &Path) -> Res
         batch: plan.batch,
         offered_requests_per_s: plan.rate.unwrap_or(0.0),
         seconds,
-        ops: measured.ops,
-        ops_per_s: measured.ops as f64 / seconds,
-        requests: measured.requests,
-        wins_per_s: measured.wins as f64 / seconds,
-        busy: measured.busy,
-        replays: measured.replays,
-        errors: measured.errors,
+        ops: measured.counts.ops,
+        ops_per_s: measured.counts.ops as f64 / seconds,
+        requests: measured.counts.requests,
+        wins_per_s: measured.counts.wins as f64 / seconds,
+        busy: measured.counts.busy,
+        replays: measured.counts.replays,
+        errors: measured.counts.errors,
         latency: measured.latency,
         acquire: measured.acquire,
         latency_cdf: measured.latency_cdf,
@@ -303,10 +303,6 @@ async fn applied_lsn(http: std::net::SocketAddr) -> Result<u64> {
     }
     let value: serde_json::Value = serde_json::from_str(&body)?;
     value["applied_lsn"].as_u64().context("/v1/status without applied_lsn")
-}
-
-fn metric_value(metrics: &str, name: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 fn directory_bytes(dir: &Path) -> u64 {

@@ -49,9 +49,13 @@ fn uncontended_reserves_activates_and_releases() {
     let result = bench(&["--workload", "uncontended"]);
     assert_did_work(&result);
     assert_eq!(result["workload"], "uncontended");
-    // Reserve, activate, release: every won reserve is followed by two more commands.
+    // Reserve, activate, release: every won reserve is followed by two more commands, so the
+    // window holds about three commands per win (without the activate step it would be two).
+    // At most two commands per client fall outside the window at its end.
     let wins = result["wins_per_s"].as_f64().unwrap();
-    assert!(result["ops_per_s"].as_f64().unwrap() >= 2.0 * wins, "{result}");
+    let ops = result["ops_per_s"].as_f64().unwrap();
+    assert!(wins > 100.0, "{result}");
+    assert!(ops + 8.0 >= 3.0 * wins, "{result}");
 }
 
 #[test]
