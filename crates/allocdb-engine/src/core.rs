@@ -17,6 +17,8 @@
 //! The core has no threads and reads time only through [`Clock`], so the simulator drives it
 //! step by step; the production runner (`runner.rs`) calls the same functions from one thread.
 
+use std::borrow::Borrow;
+
 use allocdb_core::{
     Command, DueLease, Kernel, KernelConfig, LogPosition, Lsn, SLOT_MAX, Slot, Submission,
     decode_kernel_config, decode_submission, encode_kernel_config, encode_submission,
@@ -28,6 +30,7 @@ use allocdb_storage::{
 use crate::clock::{Clock, SlotClock};
 use crate::config::EngineConfig;
 use crate::error::OpenError;
+use crate::group::{Group, Planned, PlannedRecord, Stage};
 use crate::request::{RejectionCode, WriteReply, WriteRequest};
 
 /// How many commands ahead the apply loop warms the cache (two stages: twice this, then this).
@@ -70,11 +73,14 @@ pub struct EngineCounters {
     pub sync_nanos_total: u64,
 }
 
-/// What one planned record is for.
-#[derive(Clone, Copy, Debug)]
-enum Planned {
-    Request { index: usize },
-    Expire { due: DueLease },
+/// What planning one record came to.
+enum Appended {
+    /// Buffered for the log; the reply comes when the group is applied.
+    Logged,
+    /// Answered without logging (retry, refusal, failure).
+    Answered(WriteReply),
+    /// The buffer is full and an earlier group's sync is outstanding: nothing was planned.
+    WaitForSync,
 }
 
 /// The single-node engine, without threads. See the module documentation.
@@ -87,7 +93,11 @@ pub struct EngineCore<D: LogDirectory, C: Clock> {
     halted: Option<String>,
     encode_buffer: Vec<u8>,
     due: Vec<DueLease>,
-    planned: Vec<(Planned, Lsn)>,
+    /// The group [`EngineCore::commit_group`] reuses.
+    serial_group: Option<Group<D::File>>,
+    /// Groups planned with records and not applied yet, and the expires among them.
+    unapplied_groups: u64,
+    unapplied_expirations: u64,
     records_since_snapshot: u64,
     counters: EngineCounters,
     recovery_report: RecoveryReport,
@@ -166,7 +176,11 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         let mut core = EngineCore {
             encode_buffer: Vec::with_capacity(allocdb_core::SUBMISSION_SIZE_BYTES_MAX),
             due: Vec::with_capacity(config.kernel.expirations_per_tick_max as usize),
-            planned: Vec::with_capacity(config.batch_size_max as usize),
+            serial_group: Some(Group::with_capacity(
+                config.batch_size_max as usize + config.kernel.expirations_per_tick_max as usize,
+            )),
+            unapplied_groups: 0,
+            unapplied_expirations: 0,
             config,
             kernel,
             storage,
@@ -245,59 +259,167 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
     }
 
     /// Commits one group: due expirations plus `requests`, one log write and one sync. Pushes
-    /// exactly one reply per request onto `replies`, in order.
-    pub fn commit_group(&mut self, requests: &[&WriteRequest], replies: &mut Vec<WriteReply>) {
+    /// exactly one reply per request onto `replies`, in order. The stages of
+    /// [`EngineCore::begin_group`] to [`EngineCore::apply_group`] back to back.
+    ///
+    /// # Panics
+    /// If a pipelined group is still unapplied (the two ways of committing do not mix).
+    pub fn commit_group<R: Borrow<WriteRequest>>(&mut self, requests: &[R], replies: &mut Vec<WriteReply>) {
+        assert_eq!(self.unapplied_groups, 0, "commit_group while a pipelined group is unapplied");
+        let capacity = self.config.batch_size_max as usize;
+        let mut group = self.serial_group.take().unwrap_or_else(|| Group::with_capacity(capacity));
         let first_reply = replies.len();
+        self.begin_group(&mut group);
+        let planned = self.plan_requests(&mut group, requests, replies);
+        assert_eq!(planned, requests.len(), "with no sync outstanding every request is planned");
+        self.write_group(&mut group);
+        let sync_started = self.clock.monotonic_ns();
+        group.sync();
+        group.sync_nanos = self.clock.monotonic_ns().saturating_sub(sync_started);
+        self.settle_group(&mut group);
+        self.apply_group(&mut group, requests, &mut replies[first_reply..]);
+        self.serial_group = Some(group);
+    }
+
+    /// Starts `group`: reads the clock for its slot and, unless a group with expirations is
+    /// still unapplied, logs one expire for each due lease (up to the per-tick bound). A
+    /// halted engine or an overflowing clock refuses the whole group.
+    pub fn begin_group(&mut self, group: &mut Group<D::File>) {
+        let slot = self.current_slot();
+        group.reset(slot);
         if self.halted.is_some() {
-            replies.extend(requests.iter().map(|_| WriteReply::Rejected(RejectionCode::EngineHalted)));
+            group.rejection = Some(RejectionCode::EngineHalted);
             return;
+        }
+        if slot > SLOT_MAX {
+            group.rejection = Some(RejectionCode::SlotOverflow);
+            return;
+        }
+        if self.unapplied_expirations == 0 {
+            self.plan_expirations(group, slot);
+        }
+    }
+
+    /// Plans `requests` into `group`: answers exact retries from the operation table and
+    /// refusals at once, and buffers a log record for each of the others. Pushes one reply
+    /// per planned request onto `replies` (a placeholder for the logged ones, filled in by
+    /// [`EngineCore::apply_group`]). Returns how many requests were planned: fewer than all
+    /// only when the log buffer is full while an earlier group's sync is outstanding; settle
+    /// that group, then plan the rest.
+    pub fn plan_requests<R: Borrow<WriteRequest>>(
+        &mut self,
+        group: &mut Group<D::File>,
+        requests: &[R],
+        replies: &mut Vec<WriteReply>,
+    ) -> usize {
+        assert!(matches!(group.stage, Stage::Planning), "plan_requests on a group that is not planning");
+        if let Some(code) = group.rejection.or(self.halted.as_ref().map(|_| RejectionCode::EngineHalted)) {
+            replies.extend(requests.iter().map(|_| WriteReply::Rejected(code)));
+            group.request_count += requests.len();
+            return requests.len();
         }
         let slot = self.current_slot();
-        if slot > SLOT_MAX {
-            replies.extend(requests.iter().map(|_| WriteReply::Rejected(RejectionCode::SlotOverflow)));
-            return;
-        }
-        // Placeholders, overwritten below once each request's fate is known.
-        replies.extend(requests.iter().map(|_| WriteReply::Rejected(RejectionCode::StorageFailure)));
-        self.planned.clear();
-        self.plan_expirations(slot);
-        for (index, request) in requests.iter().enumerate() {
+        for (offset, request) in requests.iter().enumerate() {
             // The retry check probes the operation table at random: start the loads of the
             // next requests' slots now so the misses overlap instead of queueing.
-            if let Some(ahead) = requests.get(index + PREFETCH_DISTANCE)
-                && let Some(key) = ahead.as_submission().operation
+            if let Some(ahead) = requests.get(offset + PREFETCH_DISTANCE)
+                && let Some(key) = ahead.borrow().as_submission().operation
             {
                 self.kernel.prefetch_operation(key);
             }
-            if let Some(reply) = self.plan_request(index, request, slot) {
-                replies[first_reply + index] = reply;
-            }
+            let index = group.request_count;
+            let reply = match self.plan_request(group, index, request.borrow(), slot) {
+                Appended::Logged => WriteReply::Rejected(RejectionCode::StorageFailure),
+                Appended::Answered(reply) => reply,
+                Appended::WaitForSync => return offset,
+            };
+            replies.push(reply);
+            group.request_count += 1;
         }
-        if self.planned.is_empty() {
+        requests.len()
+    }
+
+    /// Writes the group's records to the log (not yet durable). Afterwards the group's sync
+    /// is to run ([`Group::sync`] or [`Group::take_sync`]), then [`EngineCore::settle_group`].
+    pub fn write_group(&mut self, group: &mut Group<D::File>) {
+        assert!(matches!(group.stage, Stage::Planning), "write_group on a group that is not planning");
+        if group.records.is_empty() {
+            group.stage = Stage::Done;
             return;
         }
-        let sync_started = self.clock.monotonic_ns();
-        let synced = self.storage.flush_and_sync();
-        let sync_nanos = self.clock.monotonic_ns().saturating_sub(sync_started);
-        if let Err(cause) = synced {
-            self.halt(format!("log sync failed: {cause}"));
-            for (planned, _) in &self.planned {
-                if let Planned::Request { index } = planned {
-                    replies[first_reply + index] = WriteReply::Rejected(RejectionCode::StorageFailure);
-                }
-            }
+        if self.halted.is_some() {
+            group.stage = Stage::Failed;
             return;
         }
-        self.counters.syncs += 1;
-        self.counters.last_sync_nanos = sync_nanos;
-        self.counters.sync_nanos_total += sync_nanos;
-        self.apply_planned(requests, slot, &mut replies[first_reply..]);
-        self.measure_expiration_backlog(slot);
+        match self.storage.write_buffered() {
+            Ok(pending) => group.stage = Stage::Written(Some(pending)),
+            Err(cause) => {
+                self.halt(format!("log write failed: {cause}"));
+                group.stage = Stage::Failed;
+            }
+        }
+    }
+
+    /// Records the outcome of the group's sync: durable, or a failure that halts the engine.
+    /// Runs the sync here if nobody did.
+    ///
+    /// # Panics
+    /// If the group's sync was taken out and not returned.
+    pub fn settle_group(&mut self, group: &mut Group<D::File>) {
+        let Stage::Written(pending) = &mut group.stage else { return };
+        let Some(pending) = pending.take() else { panic!("settle_group while the group's sync is out") };
+        match self.storage.complete_sync(pending) {
+            Ok(_) => {
+                self.counters.syncs += 1;
+                self.counters.last_sync_nanos = group.sync_nanos;
+                self.counters.sync_nanos_total += group.sync_nanos;
+                group.stage = Stage::Durable;
+            }
+            Err(cause) => {
+                self.halt(format!("log sync failed: {cause}"));
+                group.stage = Stage::Failed;
+            }
+        }
+    }
+
+    /// Applies a settled group in log order and fills in its replies (`replies` holds the
+    /// group's replies, one per planned request); a failed group's logged requests keep
+    /// `storage_failure`.
+    ///
+    /// # Panics
+    /// If the group is not settled, or its records are not durable.
+    pub fn apply_group<R: Borrow<WriteRequest>>(
+        &mut self,
+        group: &mut Group<D::File>,
+        requests: &[R],
+        replies: &mut [WriteReply],
+    ) {
+        assert_eq!(replies.len(), group.request_count, "one reply per planned request");
+        if group.records.is_empty() {
+            group.stage = Stage::Done;
+            return;
+        }
+        assert!(
+            matches!(group.stage, Stage::Durable | Stage::Failed),
+            "apply_group on a group that is not settled"
+        );
+        self.unapplied_groups -= 1;
+        self.unapplied_expirations -= group.expirations;
+        if matches!(group.stage, Stage::Failed) {
+            group.stage = Stage::Done;
+            return;
+        }
+        let last_lsn = group.records.last().map_or(0, |record| record.lsn);
+        assert!(last_lsn <= self.storage.durable_lsn(), "applying records that are not durable");
+        self.apply_planned(group, requests, replies);
+        self.measure_expiration_backlog(group);
+        group.stage = Stage::Done;
         self.maybe_snapshot();
     }
 
     /// Logs one expire for each due lease, up to the per-tick bound.
-    fn plan_expirations(&mut self, slot: Slot) {
+    fn plan_expirations(&mut self, group: &mut Group<D::File>, slot: Slot) {
+        group.expirations_planned = true;
         let per_tick = self.config.kernel.expirations_per_tick_max;
         let mut due = std::mem::take(&mut self.due);
         self.kernel.due_expirations(slot, per_tick, &mut due);
@@ -306,106 +428,133 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
                 operation: None,
                 command: Command::Expire { lease_id: lease.lease_id, deadline_slot: lease.deadline_slot },
             };
-            if !self.append(&submission, slot, Planned::Expire { due: *lease }) {
+            if !matches!(
+                self.append(group, &submission, slot, Planned::Expire { due: *lease }),
+                Appended::Logged
+            ) {
                 break;
             }
+            group.expirations += 1;
         }
         self.due = due;
     }
 
-    /// After a tick that used its whole expiry budget, counts what is still due (up to one
-    /// more tick's worth): the backlog gauge.
-    fn measure_expiration_backlog(&mut self, slot: Slot) {
+    /// After a group that used its whole expiry budget, counts what is still due (up to one
+    /// more tick's worth): the backlog gauge. Groups that did not look for due leases leave
+    /// it as it is.
+    fn measure_expiration_backlog(&mut self, group: &Group<D::File>) {
+        if !group.expirations_planned {
+            return;
+        }
         let per_tick = self.config.kernel.expirations_per_tick_max;
-        if self.due.len() < per_tick as usize {
+        if group.expirations < u64::from(per_tick) {
             self.counters.expiration_backlog = 0;
             return;
         }
-        self.kernel.due_expirations(slot, per_tick, &mut self.due);
+        self.kernel.due_expirations(group.slot, per_tick, &mut self.due);
         self.counters.expiration_backlog = self.due.len() as u64;
     }
 
-    /// Answers a retry from the operation table, or appends the request to the log. Returns a
-    /// reply only if the request is answered without logging.
-    fn plan_request(&mut self, index: usize, request: &WriteRequest, slot: Slot) -> Option<WriteReply> {
+    /// Answers a retry from the operation table, or appends the request to the log.
+    fn plan_request(
+        &mut self,
+        group: &mut Group<D::File>,
+        index: usize,
+        request: &WriteRequest,
+        slot: Slot,
+    ) -> Appended {
         let submission = request.as_submission();
         if let Command::Reserve { resource_ids, .. } = submission.command
             && resource_ids.len() > allocdb_core::BUNDLE_SIZE_LIMIT as usize
         {
-            return Some(WriteReply::Rejected(RejectionCode::TooLarge));
+            return Appended::Answered(WriteReply::Rejected(RejectionCode::TooLarge));
         }
         if let Some(key) = submission.operation
             && let Some(outcome) = self.kernel.check_retry(key, &submission.command, slot)
             && outcome.from_retry_cache
         {
             self.counters.retries_answered += 1;
-            return Some(WriteReply::Committed(outcome));
+            return Appended::Answered(WriteReply::Committed(outcome));
         }
         if self.storage.next_lsn() == Lsn::MAX {
-            return Some(WriteReply::Rejected(RejectionCode::LsnExhausted));
+            return Appended::Answered(WriteReply::Rejected(RejectionCode::LsnExhausted));
         }
-        if self.append(&submission, slot, Planned::Request { index }) {
-            None
-        } else {
-            Some(WriteReply::Rejected(if self.halted.is_some() {
-                RejectionCode::StorageFailure
-            } else {
-                RejectionCode::TooLarge
-            }))
-        }
+        self.append(group, &submission, slot, Planned::Request { index })
     }
 
-    /// Encodes and buffers one record, syncing early if the group outgrows the buffer.
-    /// Returns false if the record could not be buffered.
-    fn append(&mut self, submission: &Submission<'_>, slot: Slot, planned: Planned) -> bool {
+    /// Encodes and buffers one record, writing and syncing early if the group outgrows the
+    /// buffer and no earlier sync is outstanding.
+    fn append(
+        &mut self,
+        group: &mut Group<D::File>,
+        submission: &Submission<'_>,
+        slot: Slot,
+        planned: Planned,
+    ) -> Appended {
         if self.halted.is_some() {
-            return false;
+            return Appended::Answered(WriteReply::Rejected(RejectionCode::StorageFailure));
         }
         self.encode_buffer.clear();
         encode_submission(submission, &mut self.encode_buffer);
-        let Ok(payload_size) = u32::try_from(self.encode_buffer.len()) else { return false };
+        let too_large = Appended::Answered(WriteReply::Rejected(RejectionCode::TooLarge));
+        let Ok(payload_size) = u32::try_from(self.encode_buffer.len()) else { return too_large };
         if payload_size > self.config.storage.payload_size_bytes_max {
-            return false;
+            return too_large;
         }
         let frame_size = frame_size_bytes(payload_size);
-        if self.storage.buffered_size_bytes() + frame_size > self.config.storage.buffer_size_bytes_max
-            && let Err(cause) = self.storage.flush_and_sync()
-        {
-            self.halt(format!("log sync failed: {cause}"));
-            return false;
+        if self.storage.buffered_size_bytes() + frame_size > self.config.storage.buffer_size_bytes_max {
+            if self.storage.sync_outstanding() {
+                return Appended::WaitForSync;
+            }
+            if let Err(cause) = self.storage.flush_and_sync() {
+                self.halt(format!("log sync failed: {cause}"));
+                return Appended::Answered(WriteReply::Rejected(RejectionCode::StorageFailure));
+            }
         }
         let lsn = self.storage.next_lsn();
         let record = LogRecord { lsn, slot, kind: COMMAND_RECORD_KIND, payload: &self.encode_buffer };
         if let Err(cause) = self.storage.append(record) {
             self.halt(format!("log append failed: {cause}"));
-            return false;
+            return Appended::Answered(WriteReply::Rejected(RejectionCode::StorageFailure));
         }
         self.counters.log_bytes += frame_size;
-        self.planned.push((planned, lsn));
-        true
+        if group.records.is_empty() {
+            self.unapplied_groups += 1;
+        }
+        if let Planned::Expire { .. } = planned {
+            self.unapplied_expirations += 1;
+        }
+        group.records.push(PlannedRecord { planned, lsn, slot });
+        Appended::Logged
     }
 
     /// Applies the durable group in log order and fills in the replies.
-    fn apply_planned(&mut self, requests: &[&WriteRequest], slot: Slot, replies: &mut [WriteReply]) {
+    fn apply_planned<R: Borrow<WriteRequest>>(
+        &mut self,
+        group: &Group<D::File>,
+        requests: &[R],
+        replies: &mut [WriteReply],
+    ) {
         let submission_of = |planned: &Planned| match *planned {
-            Planned::Request { index } => requests[index].as_submission(),
+            Planned::Request { index } => requests[index].borrow().as_submission(),
             Planned::Expire { due } => Submission {
                 operation: None,
                 command: Command::Expire { lease_id: due.lease_id, deadline_slot: due.deadline_slot },
             },
         };
-        for (offset, (planned, lsn)) in self.planned.iter().enumerate() {
+        let records = &group.records;
+        for (offset, record) in records.iter().enumerate() {
             // Warm the cache for the commands a few places ahead (see allocdb_core's prefetch).
-            if let Some((ahead, _)) = self.planned.get(offset + 2 * PREFETCH_DISTANCE) {
-                self.kernel.prefetch_indexes(&submission_of(ahead));
+            if let Some(ahead) = records.get(offset + 2 * PREFETCH_DISTANCE) {
+                self.kernel.prefetch_indexes(&submission_of(&ahead.planned));
             }
-            if let Some((ahead, _)) = self.planned.get(offset + PREFETCH_DISTANCE) {
-                self.kernel.prefetch_records(&submission_of(ahead));
+            if let Some(ahead) = records.get(offset + PREFETCH_DISTANCE) {
+                self.kernel.prefetch_records(&submission_of(&ahead.planned));
             }
-            let position = LogPosition { lsn: *lsn, request_slot: slot };
-            match *planned {
+            let position = LogPosition { lsn: record.lsn, request_slot: record.slot };
+            match record.planned {
                 Planned::Request { index } => {
-                    let outcome = self.kernel.apply(position, &requests[index].as_submission());
+                    let outcome = self.kernel.apply(position, &requests[index].borrow().as_submission());
                     replies[index] = WriteReply::Committed(outcome);
                     self.counters.writes_committed += 1;
                 }
@@ -417,7 +566,7 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
                 }
             }
         }
-        let applied = self.planned.len() as u64;
+        let applied = records.len() as u64;
         self.counters.records_applied += applied;
         self.counters.groups_committed += 1;
         self.counters.last_group_size = applied;
@@ -458,6 +607,12 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
                 Some(message)
             }
         }
+    }
+
+    /// Halts the engine for a failure outside the core (the runner lost a sync). Writes are
+    /// then answered like after a storage failure, until restart.
+    pub fn halt_externally(&mut self, cause: &str) {
+        self.halt(cause.to_owned());
     }
 
     fn halt(&mut self, cause: String) {

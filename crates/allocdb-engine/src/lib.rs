@@ -13,7 +13,8 @@
 //! - recovery replays the log through the same apply code as live execution.
 //!
 //! [`EngineCore`] is the deterministic step function (used directly by the simulator);
-//! [`Engine`] runs it on one thread behind a bounded queue.
+//! [`Engine`] runs it on one thread behind a bounded queue, with the log sync of one group on a
+//! second thread while the next group is planned and the previous one applied ([`Group`]).
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ mod clock;
 mod config;
 mod core;
 mod error;
+mod group;
 mod request;
 mod runner;
 
@@ -28,6 +30,7 @@ pub use clock::{Clock, ManualClock, SlotClock, SystemClock};
 pub use config::{EngineConfig, EngineConfigError, SLOT_DURATION_MS_MAX, submission_size_bytes_max};
 pub use core::{COMMAND_RECORD_KIND, CONFIG_RECORD_KIND, EngineCore, EngineCounters};
 pub use error::{OpenError, ReplayRecordError};
+pub use group::Group;
 pub use request::{
     LeaseRead, LeaseSnapshot, OwnedCommand, ReadReply, RejectionCategory, RejectionCode, WriteReply,
     WriteRequest,

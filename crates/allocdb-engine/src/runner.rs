@@ -1,28 +1,37 @@
 //! The production runner: one engine thread that owns the [`EngineCore`], fed by a bounded
-//! queue.
+//! queue, and one sync thread that runs the log syncs.
 //!
 //! Callers submit batches of writes with a reply callback; the queue is bounded in commands
 //! (`submission_queue_capacity`), and a submission that would exceed it is rejected
-//! `overloaded` at once (definite). The engine thread blocks for the first message, drains
-//! whatever else is queued up to `batch_size_max` commands, commits them as one group, runs
-//! the queued reads against the state that now includes that group, and calls the callbacks.
-//! While it syncs, new submissions queue up and become the next group: group commit without a
-//! timer. When the queue is idle it wakes once per slot so due leases still expire.
+//! `overloaded` at once (definite). Groups move through a two-stage pipeline (`group.rs` has
+//! the rules that keep it equivalent to committing one group at a time):
+//!
+//! 1. While group N's sync runs on the sync thread, the engine thread takes what arrives and
+//!    plans it at once into group N+1 (retry checks, sequencing, encoding), up to
+//!    `batch_size_max` commands.
+//! 2. When the sync reports back, the engine settles group N, writes group N+1 and hands its
+//!    sync to the sync thread, then applies group N, answers its writes and runs the reads and
+//!    snapshots that arrived with it (so a read runs after every write queued before it).
+//!
+//! So the disk works while the processor applies and plans: group commit without a timer,
+//! and groups grow with the load. With nothing in flight the engine blocks for the first
+//! message, and wakes once per slot so due leases still expire.
 //!
 //! Shutdown stops accepting, commits what is queued, and answers anything left
 //! `shutting_down`; the log is durable at every group boundary, so nothing else is needed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use allocdb_core::Kernel;
-use allocdb_storage::LogDirectory;
+use allocdb_storage::{LogDirectory, PendingSync};
 
 use crate::clock::Clock;
 use crate::core::{EngineCore, EngineCounters};
+use crate::group::Group;
 use crate::request::{RejectionCode, WriteReply, WriteRequest};
 
 /// A callback receiving one reply per request of a submitted batch, in order.
@@ -48,11 +57,19 @@ pub type GroupObserver = Arc<dyn Fn(&GroupReport) + Send + Sync>;
 /// engine is halted (reads must then fail closed).
 pub type ReadCallback = Box<dyn FnOnce(&Kernel, bool) + Send>;
 
+/// Gets the failure of a snapshot installation, if any.
+type SnapshotCallback = Box<dyn FnOnce(Option<String>) + Send>;
+
 enum Message {
-    Write { requests: Vec<WriteRequest>, reply: WriteCallback },
+    Write {
+        requests: Vec<WriteRequest>,
+        reply: WriteCallback,
+    },
     Read(ReadCallback),
-    Snapshot(Box<dyn FnOnce(Option<String>) + Send>),
+    Snapshot(SnapshotCallback),
     Shutdown,
+    /// From the sync thread: a sync reported back (its result is on the sync channel).
+    SyncDone,
 }
 
 /// Live figures shared with other threads (status pages, metrics).
@@ -120,10 +137,17 @@ impl Engine {
         let (sender, receiver) = std::sync::mpsc::sync_channel(config.submission_queue_capacity as usize);
         let status = Arc::new(EngineStatus::default());
         status.applied_lsn.store(core.kernel().last_applied_lsn(), Ordering::Release);
+        let (sync_jobs, jobs) = std::sync::mpsc::channel::<PendingSync<D::File>>();
+        let (synced, sync_results) = std::sync::mpsc::channel();
+        let wake = sender.clone();
+        let sync_thread = std::thread::Builder::new()
+            .name("allocdb-sync".to_owned())
+            .spawn(move || sync_loop(&jobs, &synced, &wake))?;
         let thread_status = Arc::clone(&status);
-        let thread = std::thread::Builder::new()
-            .name("allocdb-engine".to_owned())
-            .spawn(move || run(core, &receiver, &thread_status, observer.as_ref()))?;
+        let thread = std::thread::Builder::new().name("allocdb-engine".to_owned()).spawn(move || {
+            let sync = SyncThread { jobs: Some(sync_jobs), results: sync_results, thread: Some(sync_thread) };
+            run(core, &receiver, sync, &thread_status, observer.as_ref());
+        })?;
         Ok(Engine {
             sender,
             status,
@@ -170,7 +194,7 @@ impl Engine {
     }
 
     /// Installs a snapshot now (after queued writes); `done` gets the failure, if any.
-    pub fn snapshot(&self, done: Box<dyn FnOnce(Option<String>) + Send>) -> bool {
+    pub fn snapshot(&self, done: SnapshotCallback) -> bool {
         self.sender.try_send(Message::Snapshot(done)).is_ok()
     }
 
@@ -194,58 +218,131 @@ impl Drop for Engine {
     }
 }
 
+/// Runs each sync handed over, timing it, and reports it back (result on `synced`, a wake-up
+/// on the engine's queue). Stops when the engine drops its end.
+fn sync_loop<F: allocdb_storage::LogFile>(
+    jobs: &Receiver<PendingSync<F>>,
+    synced: &Sender<(PendingSync<F>, u64)>,
+    wake: &SyncSender<Message>,
+) {
+    for mut pending in jobs {
+        let started = Instant::now();
+        pending.sync();
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if synced.send((pending, nanos)).is_err() {
+            return;
+        }
+        // A full queue needs no wake-up: the engine checks for results after every message.
+        let _ = wake.try_send(Message::SyncDone);
+    }
+}
+
+/// The engine thread's end of the sync thread.
+struct SyncThread<F> {
+    jobs: Option<Sender<PendingSync<F>>>,
+    results: Receiver<(PendingSync<F>, u64)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<F> Drop for SyncThread<F> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The messages of one group and what it owes their senders.
+struct Batch<F> {
+    group: Group<F>,
+    begun: bool,
+    started: Instant,
+    writes: Vec<(Vec<WriteRequest>, WriteCallback)>,
+    command_count: usize,
+    replies: Vec<WriteReply>,
+    reads: Vec<ReadCallback>,
+    snapshots: Vec<SnapshotCallback>,
+}
+
+impl<F: allocdb_storage::LogFile> Batch<F> {
+    fn new(records: usize) -> Batch<F> {
+        Batch {
+            group: Group::with_capacity(records),
+            begun: false,
+            started: Instant::now(),
+            writes: Vec::new(),
+            command_count: 0,
+            replies: Vec::with_capacity(records),
+            reads: Vec::new(),
+            snapshots: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.begun && self.reads.is_empty() && self.snapshots.is_empty()
+    }
+}
+
+/// A write message planned only in part: the log buffer filled up while a sync was out.
+struct PartialWrite {
+    requests: Vec<WriteRequest>,
+    reply: WriteCallback,
+    planned: usize,
+}
+
+/// The engine thread's state: the group being gathered and the one whose sync is out.
+struct Pipeline<'a, D: LogDirectory, C: Clock> {
+    core: EngineCore<D, C>,
+    status: &'a EngineStatus,
+    observer: Option<&'a GroupObserver>,
+    batch_size_max: usize,
+    tick: Duration,
+    next: Batch<D::File>,
+    in_flight: Option<Batch<D::File>>,
+    spare: Option<Batch<D::File>>,
+    /// A write that did not fit `next`; it starts the group after.
+    carry: Option<Message>,
+    partial: Option<PartialWrite>,
+    shutting_down: bool,
+}
+
 fn run<D: LogDirectory, C: Clock>(
-    mut core: EngineCore<D, C>,
+    core: EngineCore<D, C>,
     receiver: &Receiver<Message>,
+    mut sync: SyncThread<D::File>,
     status: &EngineStatus,
     observer: Option<&GroupObserver>,
 ) {
-    let tick = Duration::from_millis(core.config().slot_duration_ms);
-    let batch_size_max = core.config().batch_size_max as usize;
-    let mut writes: Vec<(Vec<WriteRequest>, WriteCallback)> = Vec::new();
-    let mut reads: Vec<ReadCallback> = Vec::new();
-    let mut snapshots: Vec<Box<dyn FnOnce(Option<String>) + Send>> = Vec::new();
-    let mut replies: Vec<WriteReply> = Vec::with_capacity(batch_size_max);
-    let mut shutting_down = false;
-    let mut last_group_size = 0_usize;
-    while !shutting_down {
-        let first = match receiver.recv_timeout(tick) {
-            Ok(message) => Some(message),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Message::Shutdown),
-        };
-        let mut command_count = 0_usize;
-        let mut next = first;
-        let mut linger_deadline = None;
-        while let Some(message) = next {
-            match message {
-                Message::Write { requests, reply } => {
-                    command_count += requests.len();
-                    writes.push((requests, reply));
-                }
-                Message::Read(read) => reads.push(read),
-                Message::Snapshot(done) => snapshots.push(done),
-                Message::Shutdown => shutting_down = true,
-            }
-            next = if command_count < batch_size_max && !shutting_down {
-                receiver
-                    .try_recv()
-                    .ok()
-                    .or_else(|| linger(receiver, &mut linger_deadline, last_group_size, &core))
-            } else {
-                None
-            };
+    let records =
+        core.config().batch_size_max as usize + core.config().kernel.expirations_per_tick_max as usize;
+    let mut pipeline = Pipeline {
+        tick: Duration::from_millis(core.config().slot_duration_ms),
+        batch_size_max: core.config().batch_size_max as usize,
+        core,
+        status,
+        observer,
+        next: Batch::new(records),
+        in_flight: None,
+        spare: Some(Batch::new(records)),
+        carry: None,
+        partial: None,
+        shutting_down: false,
+    };
+    loop {
+        if pipeline.in_flight.is_some() {
+            let synced = pipeline.gather_during_sync(receiver, &sync.results);
+            pipeline.settle_in_flight(synced);
+        } else {
+            pipeline.gather_idle(receiver);
         }
-        last_group_size = command_count;
-        commit(&mut core, &mut writes, &mut replies, status, observer);
-        for done in snapshots.drain(..) {
-            done(core.snapshot_now());
-        }
-        let halted = core.halt_cause().is_some();
-        for read in reads.drain(..) {
-            read(core.kernel(), halted);
+        pipeline.advance(&sync);
+        if pipeline.shutting_down && pipeline.in_flight.is_none() && pipeline.carry.is_none() {
+            break;
         }
     }
+    drop(sync.jobs.take());
+    let Pipeline { core, .. } = pipeline;
     // Anything that slipped in after the shutdown message is answered, never dropped silently.
     while let Ok(message) = receiver.try_recv() {
         match message {
@@ -255,74 +352,201 @@ fn run<D: LogDirectory, C: Clock>(
             }
             Message::Read(read) => read(core.kernel(), true),
             Message::Snapshot(done) => done(Some("engine shut down".to_owned())),
-            Message::Shutdown => {}
+            Message::Shutdown | Message::SyncDone => {}
         }
     }
 }
 
-/// The longest a group waits for stragglers, and the quiet gap that ends the wait early.
-const LINGER_MAX: Duration = Duration::from_millis(1);
-const LINGER_QUIET_GAP: Duration = Duration::from_micros(50);
+impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
+    /// With nothing in flight: blocks for the first message (or one slot, so due leases
+    /// expire), then takes whatever else is queued.
+    fn gather_idle(&mut self, receiver: &Receiver<Message>) {
+        let first = match self.carry.take() {
+            Some(message) => Some(message),
+            None => match receiver.recv_timeout(self.tick) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Message::Shutdown),
+            },
+        };
+        match first {
+            Some(message) => self.add(message),
+            None => self.begin_next(),
+        }
+        while !self.is_full() {
+            match receiver.try_recv() {
+                Ok(message) => self.add(message),
+                Err(_) => break,
+            }
+        }
+    }
 
-/// Waits briefly for more submissions once the queue is drained, if the previous group was a
-/// real group (more than one command). Submitters whose replies were just delivered are
-/// resubmitting at that moment; without the wait the engine would sync a partial group and the
-/// rest would need a second sync (about half the throughput under load). The wait ends after a
-/// quiet gap of `LINGER_QUIET_GAP` and never exceeds the last sync's duration or `LINGER_MAX`,
-/// so a lone submitter pays nothing and a busy one at most a fraction of the sync it is about
-/// to wait for anyway.
-fn linger<D: LogDirectory, C: Clock>(
-    receiver: &Receiver<Message>,
-    deadline: &mut Option<Instant>,
-    last_group_size: usize,
-    core: &EngineCore<D, C>,
-) -> Option<Message> {
-    if last_group_size <= 1 {
-        return None;
+    /// While the in-flight group syncs: plans what arrives into the next group until the sync
+    /// reports back, then returns its result. A full group only waits.
+    fn gather_during_sync(
+        &mut self,
+        receiver: &Receiver<Message>,
+        results: &Receiver<(PendingSync<D::File>, u64)>,
+    ) -> Option<(PendingSync<D::File>, u64)> {
+        if let Some(message) = self.carry.take() {
+            self.add(message);
+        }
+        loop {
+            if let Ok(result) = results.try_recv() {
+                return Some(result);
+            }
+            if self.is_full() {
+                return results.recv().ok();
+            }
+            match receiver.recv() {
+                Ok(message) => self.add(message),
+                Err(_) => self.shutting_down = true,
+            }
+        }
     }
-    let deadline = *deadline.get_or_insert_with(|| {
-        let last_sync = Duration::from_nanos(core.counters().last_sync_nanos);
-        Instant::now() + last_sync.min(LINGER_MAX)
-    });
-    let remaining = deadline.checked_duration_since(Instant::now())?;
-    receiver.recv_timeout(remaining.min(LINGER_QUIET_GAP)).ok()
-}
 
-fn commit<D: LogDirectory, C: Clock>(
-    core: &mut EngineCore<D, C>,
-    writes: &mut Vec<(Vec<WriteRequest>, WriteCallback)>,
-    replies: &mut Vec<WriteReply>,
-    status: &EngineStatus,
-    observer: Option<&GroupObserver>,
-) {
-    let started = Instant::now();
-    let before = core.counters();
-    let requests: Vec<&WriteRequest> = writes.iter().flat_map(|(requests, _)| requests.iter()).collect();
-    replies.clear();
-    core.commit_group(&requests, replies);
-    drop(requests);
-    let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    status.last_group_nanos.store(elapsed, Ordering::Release);
-    status.group_nanos_total.fetch_add(elapsed, Ordering::AcqRel);
-    status.applied_lsn.store(core.kernel().last_applied_lsn(), Ordering::Release);
-    status.halted.store(core.halt_cause().is_some(), Ordering::Release);
-    if let Ok(mut counters) = status.counters.lock() {
-        *counters = core.counters();
+    fn is_full(&self) -> bool {
+        self.shutting_down
+            || self.carry.is_some()
+            || self.partial.is_some()
+            || self.next.command_count >= self.batch_size_max
     }
-    let mut offset = 0;
-    for (requests, reply) in writes.drain(..) {
-        let count = requests.len();
-        status.queued_commands.fetch_sub(count as u64, Ordering::AcqRel);
-        reply(replies[offset..offset + count].to_vec());
-        offset += count;
+
+    fn begin_next(&mut self) {
+        if !self.next.begun {
+            self.core.begin_group(&mut self.next.group);
+            self.next.begun = true;
+            self.next.started = Instant::now();
+        }
     }
-    if let Some(observer) = observer {
-        let after = core.counters();
-        observer(&GroupReport {
-            records: after.records_applied - before.records_applied,
-            writes: offset as u64,
-            sync_nanos: (after.syncs > before.syncs).then_some(after.last_sync_nanos),
-            group_nanos: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-        });
+
+    fn add(&mut self, message: Message) {
+        match message {
+            Message::Write { requests, reply } => {
+                if self.next.command_count > 0
+                    && self.next.command_count + requests.len() > self.batch_size_max
+                {
+                    self.carry = Some(Message::Write { requests, reply });
+                    return;
+                }
+                self.begin_next();
+                self.plan_write(PartialWrite { requests, reply, planned: 0 });
+            }
+            Message::Read(read) => self.next.reads.push(read),
+            Message::Snapshot(done) => self.next.snapshots.push(done),
+            Message::Shutdown => self.shutting_down = true,
+            Message::SyncDone => {}
+        }
+    }
+
+    /// Plans the rest of a write message into the next group; keeps it aside if the log
+    /// buffer is full until the sync in flight reports back.
+    fn plan_write(&mut self, mut write: PartialWrite) {
+        let rest = &write.requests[write.planned..];
+        write.planned += self.core.plan_requests(&mut self.next.group, rest, &mut self.next.replies);
+        if write.planned < write.requests.len() {
+            self.partial = Some(write);
+            return;
+        }
+        self.next.command_count += write.requests.len();
+        self.next.writes.push((write.requests, write.reply));
+    }
+
+    /// Records the in-flight group's sync result (a lost sync thread counts as a failure).
+    fn settle_in_flight(&mut self, synced: Option<(PendingSync<D::File>, u64)>) {
+        let Some(in_flight) = self.in_flight.as_mut() else { return };
+        if let Some((pending, nanos)) = synced {
+            in_flight.group.return_sync(pending, nanos);
+        } else {
+            in_flight.group.abandon_sync();
+            self.core.halt_externally("the log sync thread stopped with a sync out");
+        }
+        self.core.settle_group(&mut in_flight.group);
+        if let Some(write) = self.partial.take() {
+            self.plan_write(write);
+        }
+    }
+
+    /// Writes the next group and hands its sync over, then answers the in-flight group and
+    /// makes the next one the in-flight one (or answers it too if it needed no sync).
+    fn advance(&mut self, sync: &SyncThread<D::File>) {
+        if self.next.begun {
+            self.core.write_group(&mut self.next.group);
+        }
+        let mut handed_over = false;
+        if self.next.group.needs_sync()
+            && let Some(pending) = self.next.group.take_sync()
+        {
+            match sync.jobs.as_ref().map(|jobs| jobs.send(pending)) {
+                Some(Ok(())) => handed_over = true,
+                // No sync thread (it can only have panicked): settle runs the sync here.
+                Some(Err(std::sync::mpsc::SendError(pending))) => self.next.group.return_sync(pending, 0),
+                None => unreachable!("the sync channel closes only after the loop"),
+            }
+        }
+        if let Some(in_flight) = self.in_flight.take() {
+            self.finish(in_flight);
+        }
+        let fresh = self.spare.take().unwrap_or_else(|| Batch::new(self.batch_size_max));
+        let next = std::mem::replace(&mut self.next, fresh);
+        if handed_over {
+            self.in_flight = Some(next);
+        } else if next.is_empty() {
+            self.spare = Some(next);
+        } else {
+            let mut next = next;
+            self.core.settle_group(&mut next.group);
+            self.finish(next);
+        }
+    }
+
+    /// Applies a settled group, answers its writes, runs its snapshots and reads, and keeps
+    /// the batch for reuse.
+    fn finish(&mut self, mut batch: Batch<D::File>) {
+        if batch.begun {
+            let requests: Vec<&WriteRequest> =
+                batch.writes.iter().flat_map(|(requests, _)| requests.iter()).collect();
+            self.core.apply_group(&mut batch.group, &requests, &mut batch.replies);
+        }
+        let status = self.status;
+        let elapsed = u64::try_from(batch.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if batch.begun {
+            status.last_group_nanos.store(elapsed, Ordering::Release);
+            status.group_nanos_total.fetch_add(elapsed, Ordering::AcqRel);
+        }
+        status.applied_lsn.store(self.core.kernel().last_applied_lsn(), Ordering::Release);
+        status.halted.store(self.core.halt_cause().is_some(), Ordering::Release);
+        if let Ok(mut counters) = status.counters.lock() {
+            *counters = self.core.counters();
+        }
+        let mut offset = 0;
+        for (requests, reply) in batch.writes.drain(..) {
+            let count = requests.len();
+            status.queued_commands.fetch_sub(count as u64, Ordering::AcqRel);
+            reply(batch.replies[offset..offset + count].to_vec());
+            offset += count;
+        }
+        for done in batch.snapshots.drain(..) {
+            done(self.core.snapshot_now());
+        }
+        let halted = self.core.halt_cause().is_some();
+        for read in batch.reads.drain(..) {
+            read(self.core.kernel(), halted);
+        }
+        if let Some(observer) = self.observer
+            && batch.begun
+        {
+            let records = batch.group.record_count() as u64;
+            observer(&GroupReport {
+                records,
+                writes: offset as u64,
+                sync_nanos: (records > 0 && !halted).then_some(batch.group.sync_nanos()),
+                group_nanos: elapsed,
+            });
+        }
+        batch.begun = false;
+        batch.command_count = 0;
+        batch.replies.clear();
+        self.spare = Some(batch);
     }
 }

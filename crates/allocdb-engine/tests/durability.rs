@@ -3,80 +3,15 @@
 //! never go backwards across restarts, expiry runs through the log, and snapshots compact it.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
 
-use allocdb_core::{
-    ClientId, HolderId, KernelConfig, LeaseLookup, LeaseState, OperationId, OperationKey, ResourceId,
-    ResourceState, ResultCode,
-};
+use allocdb_core::{LeaseLookup, LeaseState, ResourceId, ResourceState, ResultCode};
 use allocdb_engine::{
-    EngineConfig, EngineCore, ManualClock, OwnedCommand, RejectionCategory, RejectionCode, WriteReply,
-    WriteRequest,
+    EngineConfig, EngineCore, ManualClock, RejectionCategory, RejectionCode, WriteReply, WriteRequest,
 };
-use allocdb_storage::{RecoveryStart, SimDirectory, StorageConfig};
+use allocdb_storage::{RecoveryStart, SimDirectory};
 
-fn config() -> EngineConfig {
-    EngineConfig {
-        kernel: KernelConfig {
-            resource_count_max: 64,
-            lease_count_max: 64,
-            lease_member_count_max: 128,
-            operation_count_max: 256,
-            bundle_size_max: 8,
-            expiration_bucket_count: 64,
-            expiration_bucket_length_max: 64,
-            expirations_per_tick_max: 4,
-            ..KernelConfig::default()
-        },
-        storage: StorageConfig {
-            segment_size_bytes: 4096,
-            payload_size_bytes_max: 512,
-            ..StorageConfig::default()
-        },
-        slot_duration_ms: 10,
-        reserve_ttl_ms_max: 10_000,
-        dedupe_window_ms: 60_000,
-        history_window_ms: 60_000,
-        submission_queue_capacity: 64,
-        batch_size_max: 64,
-        snapshot_interval_records: 1_000_000,
-    }
-}
+mod support;
 
-type Core = EngineCore<SimDirectory, ManualClock>;
-
-fn open(directory: &SimDirectory, clock: &ManualClock, config: EngineConfig) -> Core {
-    EngineCore::open(directory.clone(), clock.clone(), config).unwrap()
-}
-
-fn keyed(operation_id: u128, command: OwnedCommand) -> WriteRequest {
-    WriteRequest {
-        operation: Some(OperationKey { client_id: ClientId(1), operation_id: OperationId(operation_id) }),
-        command,
-    }
-}
-
-fn commit(core: &mut Core, requests: &[WriteRequest]) -> Vec<WriteReply> {
-    let references: Vec<&WriteRequest> = requests.iter().collect();
-    let mut replies = Vec::new();
-    core.commit_group(&references, &mut replies);
-    assert_eq!(replies.len(), requests.len());
-    core.kernel().check_invariants().unwrap();
-    replies
-}
-
-fn committed(reply: WriteReply) -> allocdb_core::Outcome {
-    match reply {
-        WriteReply::Committed(outcome) => outcome,
-        WriteReply::Rejected(code) => panic!("expected a committed reply, got {code:?}"),
-    }
-}
-
-fn create(id: u128) -> OwnedCommand {
-    OwnedCommand::CreateResource { resource_id: ResourceId(id) }
-}
-
-fn reserve(id: u128, ttl_slots: u64) -> OwnedCommand {
-    OwnedCommand::Reserve { resource_ids: vec![ResourceId(id)], holder_id: HolderId(7), ttl_slots }
-}
+use support::{commit, committed, config, create, keyed, open, reserve};
 
 #[test]
 fn one_group_is_one_sync_and_every_request_gets_its_reply() {

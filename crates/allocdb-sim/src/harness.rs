@@ -11,7 +11,9 @@
 //! and retries, a bounded number of times.
 
 use allocdb_core::{Kernel, KernelConfig, LogPosition, Lsn, Slot};
-use allocdb_engine::{Clock, EngineConfig, EngineCore, ManualClock, OpenError, WriteReply, WriteRequest};
+use allocdb_engine::{
+    Clock, EngineConfig, EngineCore, Group, ManualClock, OpenError, WriteReply, WriteRequest,
+};
 use allocdb_storage::{RecoveryError, SimDirectory};
 
 use crate::checker::{Checker, GroupContext};
@@ -21,6 +23,37 @@ use crate::trace::{TraceDigest, TraceTag};
 
 /// The engine type under simulation.
 pub type SimCore = EngineCore<SimDirectory, ManualClock>;
+
+/// Two groups through the engine's stages in the order the production runner uses (see
+/// [`Harness::submit_split`]); pushes the replies of both, in request order.
+fn pipelined_pair(
+    core: &mut SimCore,
+    (first, second): (&[&WriteRequest], &[&WriteRequest]),
+    replies: &mut Vec<WriteReply>,
+) {
+    let capacity = first.len().max(second.len());
+    let mut first_group = Group::with_capacity(capacity);
+    let mut second_group = Group::with_capacity(capacity);
+    let mut second_replies = Vec::with_capacity(second.len());
+    core.begin_group(&mut first_group);
+    let planned = core.plan_requests(&mut first_group, first, replies);
+    assert_eq!(planned, first.len(), "nothing is outstanding before the first group");
+    core.write_group(&mut first_group);
+    core.begin_group(&mut second_group);
+    let mut planned = core.plan_requests(&mut second_group, second, &mut second_replies);
+    // The first group's sync reports back; the rest of a second group that filled the buffer
+    // can then be planned (writing early if it must).
+    core.settle_group(&mut first_group);
+    if planned < second.len() {
+        planned += core.plan_requests(&mut second_group, &second[planned..], &mut second_replies);
+    }
+    assert_eq!(planned, second.len(), "with no sync outstanding every request is planned");
+    core.write_group(&mut second_group);
+    core.apply_group(&mut first_group, first, replies);
+    core.settle_group(&mut second_group);
+    core.apply_group(&mut second_group, second, &mut second_replies);
+    replies.append(&mut second_replies);
+}
 
 /// How many times a start may fail on an injected I/O fault before the run fails. Each
 /// injected fault fires once, and at most three (a write, a sync and a halt) are pending at once.
@@ -237,11 +270,33 @@ impl Harness {
     /// # Errors
     /// Any check that fails.
     pub fn submit(&mut self, requests: &[SimRequest]) -> Result<Vec<WriteReply>, SimFailure> {
+        self.submit_split(requests, None)
+    }
+
+    /// Commits `requests` as two groups split at `split`, through the stages the production
+    /// runner overlaps: the second group is planned while the first is written but not
+    /// applied, the first settles before the second is written, and the first is applied while
+    /// the second's sync is still out. The checker sees one group. `None` (or a split that
+    /// leaves a side empty) commits one group.
+    ///
+    /// # Errors
+    /// Any check that fails.
+    pub fn submit_split(
+        &mut self,
+        requests: &[SimRequest],
+        split: Option<usize>,
+    ) -> Result<Vec<WriteReply>, SimFailure> {
         let group = GroupContext { slot: self.current_slot(), clock_ms: self.clock.now_ms() };
         self.checker.before_group(requests).map_err(|message| self.fail(message))?;
         let references: Vec<&WriteRequest> = requests.iter().map(|request| &request.request).collect();
         let mut replies = Vec::with_capacity(requests.len());
-        self.core_mut().commit_group(&references, &mut replies);
+        match split.filter(|split| (1..requests.len()).contains(split)) {
+            Some(split) => {
+                pipelined_pair(self.core_mut(), references.split_at(split), &mut replies);
+                self.stats.pipelined_pairs += 1;
+            }
+            None => self.core_mut().commit_group(&references, &mut replies),
+        }
         self.stats.groups += 1;
         self.stats.requests += requests.len() as u64;
         for reply in &replies {

@@ -248,14 +248,25 @@ impl Simulation {
         let size = self.time_rng.below(u64::from(self.config.workload.group_size_max) + 1) as usize;
         let slot = self.harness.current_slot();
         let group = self.workload.next_group(size, self.harness.kernel(), self.harness.checker(), slot);
-        self.submit(&group)?;
+        // Half the groups of two or more go through the runner's overlapped stages as a pair.
+        let split = (group.len() >= 2 && self.time_rng.coin())
+            .then(|| self.time_rng.range(1, group.len() as u64 - 1) as usize);
+        self.submit_split(&group, split)?;
         self.note_halt();
         Ok(())
     }
 
     fn submit(&mut self, group: &[(usize, SimRequest)]) -> Result<(), SimFailure> {
+        self.submit_split(group, None)
+    }
+
+    fn submit_split(
+        &mut self,
+        group: &[(usize, SimRequest)],
+        split: Option<usize>,
+    ) -> Result<(), SimFailure> {
         let requests: Vec<SimRequest> = group.iter().map(|(_, request)| request.clone()).collect();
-        let replies = self.harness.submit(&requests)?;
+        let replies = self.harness.submit_split(&requests, split)?;
         for ((index, request), reply) in group.iter().zip(&replies) {
             self.workload.observe(*index, request, reply);
         }

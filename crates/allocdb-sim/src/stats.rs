@@ -8,8 +8,10 @@ use std::fmt;
 pub struct RunStats {
     /// Steps taken (safety phase plus liveness tail).
     pub steps: u64,
-    /// `commit_group` calls.
+    /// Groups submitted (a pipelined pair counts once).
     pub groups: u64,
+    /// Submissions committed as two overlapping groups (`Harness::submit_split`).
+    pub pipelined_pairs: u64,
     /// Requests submitted (retries and duplicates included).
     pub requests: u64,
     /// Process restarts (crash and recovery), including media-fault restarts.
@@ -52,10 +54,11 @@ impl fmt::Display for RunStats {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             formatter,
-            "steps={} groups={} requests={} restarts={} (torn {}, failed starts {}) torn_tails={} \
+            "steps={} groups={} (pipelined pairs {}) requests={} restarts={} (torn {}, failed starts {}) torn_tails={} \
              replayed={} snapshots={} faults: write={} sync={} halt={} engine_halts={} bit_flips={} (fail closed {}, newest dropped {}) recovery_faults={} capacity_changes={} (refused {}) clock_back={}",
             self.steps,
             self.groups,
+            self.pipelined_pairs,
             self.requests,
             self.restarts,
             self.torn_crashes,

@@ -35,6 +35,8 @@ pub enum IoOperation {
     Remove,
     /// Renaming a file.
     Rename,
+    /// Opening a second handle to an open file (for a sync on another thread).
+    Duplicate,
 }
 
 impl fmt::Display for IoOperation {
@@ -50,6 +52,7 @@ impl fmt::Display for IoOperation {
             IoOperation::Allocate => "allocate",
             IoOperation::Remove => "remove",
             IoOperation::Rename => "rename",
+            IoOperation::Duplicate => "duplicate the handle of",
         };
         formatter.write_str(name)
     }
@@ -274,8 +277,8 @@ pub enum AppendError {
     },
 }
 
-/// Buffered records could not be made durable. The storage is poisoned: every buffered
-/// record's fate is unknown until recovery.
+/// Buffered records could not be made durable. Except for `SyncOutstanding` (refused, nothing
+/// written), the storage is poisoned: every buffered record's fate is unknown until recovery.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlushError {
@@ -288,6 +291,15 @@ pub enum FlushError {
     /// An I/O call failed (and poisoned the storage).
     #[error(transparent)]
     Io(#[from] IoFailure),
+    /// A write was asked for while the sync of earlier records had not reported back. Nothing
+    /// is written then: if that sync failed, the kernel may have dropped those records' pages,
+    /// and records written after them would leave intact frames behind a hole, which recovery
+    /// must refuse as corruption.
+    #[error("the sync of records up to lsn {lsn} has not reported back; nothing written")]
+    SyncOutstanding {
+        /// The last lsn the outstanding sync covers.
+        lsn: Lsn,
+    },
 }
 
 /// A snapshot could not be installed.

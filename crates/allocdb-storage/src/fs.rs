@@ -136,4 +136,8 @@ impl LogFile for FsFile {
             Err(errno) => Err(errno.into()),
         }
     }
+
+    fn duplicate(&self) -> io::Result<FsFile> {
+        Ok(FsFile { file: self.file.try_clone()? })
+    }
 }

@@ -21,8 +21,8 @@ use std::io;
 
 /// One open file of a [`LogDirectory`]: positional reads and writes, durability, size.
 ///
-/// Seven methods, the size of redb's `StorageBackend`; every method maps onto one system call
-/// in the production implementation.
+/// Eight methods, about the size of redb's `StorageBackend`; every method maps onto one system
+/// call in the production implementation.
 pub trait LogFile {
     /// Current size of the file in bytes (live view, including unsynced extensions).
     ///
@@ -60,6 +60,16 @@ pub trait LogFile {
     /// # Errors
     /// The operating system's error, unchanged.
     fn allocate(&mut self, size_bytes: u64) -> io::Result<()>;
+
+    /// A second handle to the same open file (`dup`): a sync through either makes the writes
+    /// made through both durable. The storage hands one to another thread so that a sync can
+    /// run while the next group is planned.
+    ///
+    /// # Errors
+    /// The operating system's error, unchanged.
+    fn duplicate(&self) -> io::Result<Self>
+    where
+        Self: Sized;
 }
 
 /// A flat directory holding the log segments and snapshot files of one node.

@@ -76,4 +76,4 @@ pub use sim::{SimCounters, SimDirectory, SimFile};
 pub use snapshot_file::{
     SNAPSHOT_FILE_HEADER_SIZE_BYTES, SNAPSHOT_FILE_MAGIC, SNAPSHOT_FILE_VERSION, SnapshotImage,
 };
-pub use storage::{SnapshotInstalled, Storage};
+pub use storage::{PendingSync, SnapshotInstalled, Storage};

@@ -5,6 +5,13 @@
 //! - [`Storage::append`] only buffers. A record is durable once [`Storage::flush_and_sync`]
 //!   returns `Ok`: every record appended before the call is then on disk. In the common case a
 //!   flush is one `write` plus one `fdatasync`, whatever the number of records.
+//! - The flush can be split so that the sync runs elsewhere: [`Storage::write_buffered`]
+//!   writes the buffered records and returns a [`PendingSync`] (a second handle to the file
+//!   and the lsn it covers), which any thread may [`PendingSync::sync`]; the records are
+//!   durable once [`Storage::complete_sync`] accepts that pending sync. Appends may continue
+//!   in between, but nothing is written while a sync is outstanding: if it failed, the kernel
+//!   may have dropped the pages it covered, and later records on disk behind that hole would
+//!   read as corruption, not as a torn tail.
 //! - Records never straddle segments. When the next frame does not fit, the buffered bytes
 //!   before it go to the current segment, which is synced; then the next segment is created,
 //!   preallocated, synced and named durably (directory sync); then the rest is written to it.
@@ -18,11 +25,12 @@
 //!   at any point leaves either the old snapshot with the full log or the new snapshot with a
 //!   log that reaches back to it.
 //!
-//! Invariants: `durable_lsn <= next_lsn - 1`; the buffer holds exactly the frames of lsns
-//! `durable_lsn + 1 .. next_lsn`; `plan_offset` is where the next buffered frame will land in
+//! Invariants: `durable_lsn <= written_lsn <= next_lsn - 1`; the buffer holds exactly the
+//! frames of lsns `written_lsn + 1 .. next_lsn`; `plan_offset` is where the next buffered frame will land in
 //! the segment it will land in; the active segment is always the last entry of `segments`.
 
 use std::collections::VecDeque;
+use std::io;
 
 use crate::config::StorageConfig;
 use crate::error::{AppendError, FlushError, IoFailure, IoOperation, SnapshotError};
@@ -65,6 +73,50 @@ pub struct SnapshotInstalled {
     pub segments_released: u64,
 }
 
+/// Records written to the log and not yet known durable, with what makes them durable: a
+/// second handle to the segment they were written to. [`PendingSync::sync`] may run on any
+/// thread; [`Storage::complete_sync`] then records the outcome. Dropping one without completing
+/// it leaves its records not durable (a later flush or pending sync may still cover them).
+#[derive(Debug)]
+#[must_use = "the records are not durable until the sync is completed"]
+pub struct PendingSync<F> {
+    lsn: Lsn,
+    slot: Slot,
+    target: Option<SyncTarget<F>>,
+    outcome: Option<io::Result<()>>,
+}
+
+/// The file a pending sync flushes.
+#[derive(Debug)]
+struct SyncTarget<F> {
+    file: F,
+    segment_first_lsn: Lsn,
+}
+
+impl<F: LogFile> PendingSync<F> {
+    /// The last lsn this sync makes durable.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// Whether a sync call is still to be made (false when the records were already synced
+    /// while being written, or when there was nothing new to write).
+    pub fn needs_sync(&self) -> bool {
+        self.target.is_some() && self.outcome.is_none()
+    }
+
+    /// Runs the sync (`fdatasync`) and keeps its outcome for [`Storage::complete_sync`]. Does
+    /// nothing if it already ran or is not needed.
+    pub fn sync(&mut self) {
+        if !self.needs_sync() {
+            return;
+        }
+        if let Some(target) = &mut self.target {
+            self.outcome = Some(target.file.sync_data());
+        }
+    }
+}
+
 /// Everything recovery hands over to build a [`Storage`].
 pub(crate) struct Recovered<D: LogDirectory> {
     pub(crate) directory: D,
@@ -91,8 +143,14 @@ pub struct Storage<D: LogDirectory> {
     plan_size_bytes: u64,
     next_lsn: Lsn,
     last_slot: Slot,
+    written_lsn: Lsn,
+    written_slot: Slot,
     durable_lsn: Lsn,
     durable_slot: Slot,
+    /// A second handle to the active segment, kept between pending syncs.
+    spare_sync_file: Option<SyncTarget<D::File>>,
+    /// Lsn covered by the pending sync not yet completed, if one is out.
+    outstanding_sync: Option<Lsn>,
     snapshot_lsn: Lsn,
     /// Every snapshot file on disk, the current one included.
     snapshot_files: Vec<String>,
@@ -139,8 +197,12 @@ impl<D: LogDirectory> Storage<D> {
             plan_size_bytes: size_bytes,
             next_lsn: last_lsn + 1,
             last_slot,
+            written_lsn: last_lsn,
+            written_slot: last_slot,
             durable_lsn: last_lsn,
             durable_slot: last_slot,
+            spare_sync_file: None,
+            outstanding_sync: None,
             snapshot_lsn: snapshot.as_ref().map_or(0, |(lsn, _)| *lsn),
             snapshot_files,
             poison: None,
@@ -209,22 +271,137 @@ impl<D: LogDirectory> Storage<D> {
     /// # Panics
     /// If the bytes written disagree with the planned segment layout (a bug in this module).
     pub fn flush_and_sync(&mut self) -> Result<Lsn, FlushError> {
+        let pending = self.write_buffered()?;
+        self.complete_sync(pending)
+    }
+
+    /// Writes every buffered record without waiting for it to be durable, and returns the
+    /// sync that will make every record written so far durable. A buffer that crosses into a
+    /// new segment is written and synced here in full (segment creation must be durable
+    /// before records land in it), and the pending sync then has nothing left to do.
+    ///
+    /// # Errors
+    /// A poisoned storage, or an I/O failure, which poisons it.
+    ///
+    /// # Panics
+    /// If the bytes written disagree with the planned segment layout (a bug in this module).
+    pub fn write_buffered(&mut self) -> Result<PendingSync<D::File>, FlushError> {
         if let Some(cause) = &self.poison {
             return Err(FlushError::Poisoned { cause: cause.clone() });
         }
-        if self.buffer.is_empty() {
-            return Ok(self.durable_lsn);
+        if let Some(lsn) = self.outstanding_sync {
+            return Err(FlushError::SyncOutstanding { lsn });
         }
-        if let Err(failure) = self.write_buffer() {
+        let synced_inline = !self.rollovers.is_empty();
+        let written = if synced_inline { self.write_buffer() } else { self.write_active_chunk() };
+        if let Err(failure) = written {
             self.poison = Some(failure.to_string());
             return Err(failure.into());
         }
         assert_eq!(self.active.write_offset, self.plan_offset);
         self.buffer.clear();
         self.rollovers.clear();
-        self.durable_lsn = self.next_lsn - 1;
-        self.durable_slot = self.last_slot;
+        self.written_lsn = self.next_lsn - 1;
+        self.written_slot = self.last_slot;
+        if synced_inline {
+            // Every chunk was synced, the last one through the active segment's handle, which
+            // also covers earlier unsynced writes to that segment.
+            self.mark_durable(self.written_lsn, self.written_slot);
+        }
+        let target = if self.written_lsn > self.durable_lsn {
+            match self.take_sync_file() {
+                Ok(target) => {
+                    self.outstanding_sync = Some(self.written_lsn);
+                    Some(target)
+                }
+                Err(failure) => {
+                    self.poison = Some(failure.to_string());
+                    return Err(failure.into());
+                }
+            }
+        } else {
+            None
+        };
+        Ok(PendingSync { lsn: self.written_lsn, slot: self.written_slot, target, outcome: None })
+    }
+
+    /// Records the outcome of `pending` (running its sync first if nobody did): on success its
+    /// records are durable and the durable lsn is returned. A failed sync poisons the storage.
+    ///
+    /// # Errors
+    /// A poisoned storage, or the sync's failure (which poisons it).
+    pub fn complete_sync(&mut self, mut pending: PendingSync<D::File>) -> Result<Lsn, FlushError> {
+        pending.sync();
+        if pending.target.is_some() && self.outstanding_sync == Some(pending.lsn) {
+            self.outstanding_sync = None;
+        }
+        if let Some(cause) = &self.poison {
+            return Err(FlushError::Poisoned { cause: cause.clone() });
+        }
+        if let Some(Err(error)) = pending.outcome.take() {
+            let file = pending
+                .target
+                .as_ref()
+                .map_or_else(String::new, |target| self.segment_name_from(target.segment_first_lsn));
+            let failure = IoFailure::on(IoOperation::SyncData, &file)(error);
+            self.poison = Some(failure.to_string());
+            return Err(failure.into());
+        }
+        self.mark_durable(pending.lsn, pending.slot);
+        if let Some(target) = pending.target
+            && self.spare_sync_file.is_none()
+            && target.segment_first_lsn == self.active_first_lsn()
+        {
+            self.spare_sync_file = Some(target);
+        }
         Ok(self.durable_lsn)
+    }
+
+    fn mark_durable(&mut self, lsn: Lsn, slot: Slot) {
+        if lsn > self.durable_lsn {
+            self.durable_lsn = lsn;
+            self.durable_slot = slot;
+        }
+    }
+
+    /// A second handle to the active segment: the kept one, or a new duplicate.
+    fn take_sync_file(&mut self) -> Result<SyncTarget<D::File>, IoFailure> {
+        let active_first_lsn = self.active_first_lsn();
+        if let Some(target) = self.spare_sync_file.take()
+            && target.segment_first_lsn == active_first_lsn
+        {
+            return Ok(target);
+        }
+        let file =
+            self.active.file.duplicate().map_err(IoFailure::on(IoOperation::Duplicate, &self.active.name))?;
+        Ok(SyncTarget { file, segment_first_lsn: active_first_lsn })
+    }
+
+    fn active_first_lsn(&self) -> Lsn {
+        self.segments.back().map_or(1, |segment| segment.first_lsn)
+    }
+
+    fn segment_name_from(&self, first_lsn: Lsn) -> String {
+        self.segments
+            .iter()
+            .find(|segment| segment.first_lsn == first_lsn)
+            .map_or_else(|| crate::names::segment_name(first_lsn), |segment| segment.name.clone())
+    }
+
+    /// Writes the whole buffer to the active segment (no rollover in it), without a sync.
+    fn write_active_chunk(&mut self) -> Result<(), IoFailure> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let active = &mut self.active;
+        let offset = active.write_offset;
+        active.file.write_all_at(offset, &self.buffer).map_err(IoFailure::at(
+            IoOperation::Write,
+            &active.name,
+            offset,
+        ))?;
+        active.write_offset += self.buffer.len() as u64;
+        Ok(())
     }
 
     fn write_buffer(&mut self) -> Result<(), IoFailure> {
@@ -389,9 +566,19 @@ impl<D: LogDirectory> Storage<D> {
         self.buffer.len() as u64
     }
 
-    /// Records waiting for the next flush.
+    /// Records waiting for the next flush (buffered, not yet written).
     pub fn buffered_record_count(&self) -> u64 {
-        self.next_lsn - 1 - self.durable_lsn
+        self.next_lsn - 1 - self.written_lsn
+    }
+
+    /// Whether a pending sync has not been completed yet (writes wait for it).
+    pub fn sync_outstanding(&self) -> bool {
+        self.outstanding_sync.is_some()
+    }
+
+    /// Last lsn written to the log file (durable or not).
+    pub fn written_lsn(&self) -> Lsn {
+        self.written_lsn
     }
 
     /// The first failure that stopped this storage, if any.

@@ -169,4 +169,8 @@ impl<F: LogFile> LogFile for FaultyFile<F> {
     fn allocate(&mut self, size_bytes: u64) -> io::Result<()> {
         self.inner.allocate(size_bytes)
     }
+
+    fn duplicate(&self) -> io::Result<Self> {
+        Ok(FaultyFile { inner: self.inner.duplicate()?, faults: Arc::clone(&self.faults) })
+    }
 }

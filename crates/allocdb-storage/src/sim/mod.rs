@@ -315,4 +315,15 @@ impl LogFile for SimFile {
         }
         Ok(())
     }
+
+    fn duplicate(&self) -> io::Result<SimFile> {
+        // Fails like any call through a handle that did not survive a simulated crash.
+        drop(self.lock(Operation::Read, "duplicate")?);
+        Ok(SimFile {
+            shared: Arc::clone(&self.shared),
+            inode: self.inode,
+            name: self.name.clone(),
+            generation: self.generation,
+        })
+    }
 }
