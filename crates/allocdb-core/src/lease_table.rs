@@ -210,7 +210,7 @@ impl LeaseTable {
     /// Loads the index home slot of `lsn` (see `prefetch.rs`).
     #[inline]
     pub(crate) fn touch_home(&self, lsn: Lsn) {
-        std::hint::black_box(self.index[self.home(lsn) as usize].position);
+        allocdb_prefetch::prefetch(&self.index[self.home(lsn) as usize]);
     }
 
     /// Index slot holding `lsn`, if stored.
@@ -234,6 +234,12 @@ impl LeaseTable {
     #[inline]
     pub(crate) fn find(&self, lsn: Lsn) -> Option<LeasePosition> {
         self.index_find(lsn).map(|slot_position| self.index[slot_position as usize].position)
+    }
+
+    /// Asks the cache for the record at `position` (no load, so no check that it is live).
+    #[inline]
+    pub(crate) fn prefetch_record(&self, position: LeasePosition) {
+        allocdb_prefetch::prefetch(&self.records[position as usize]);
     }
 
     #[inline]

@@ -167,7 +167,7 @@ impl OperationTable {
     #[inline]
     pub(crate) fn touch_home(&self, key: OperationKey) {
         let position = home_position(self.tag(key), self.index.len() as u32);
-        std::hint::black_box(self.index[position as usize].ring_position);
+        allocdb_prefetch::prefetch(&self.index[position as usize]);
     }
 
     /// Loads the index slot of a record a few places behind the oldest: the one housekeeping
@@ -178,7 +178,7 @@ impl OperationTable {
         if self.count > EXPIRY_LOOKAHEAD {
             let record = &self.ring[self.ring_position(EXPIRY_LOOKAHEAD) as usize];
             let position = home_position(record.tag, self.index.len() as u32);
-            std::hint::black_box(self.index[position as usize].ring_position);
+            allocdb_prefetch::prefetch(&self.index[position as usize]);
         }
     }
 

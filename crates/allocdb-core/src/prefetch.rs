@@ -3,16 +3,17 @@
 //! At large table sizes a command's cost is its cache misses: the operation-index slot, the
 //! resource slot, the lease-index slot and then the lease record, each a dependent random
 //! access. Applying commands one at a time pays them in sequence. A caller that knows the next
-//! commands (the engine applies whole groups; replay reads records ahead) can call
-//! [`Kernel::prefetch_indexes`] a couple of commands ahead and [`Kernel::prefetch_records`] one
-//! step later, so the misses of several commands overlap instead of queueing.
+//! commands (the engine applies whole groups; replay reads records ahead) calls three stages,
+//! each a few commands after the previous one, so every stage finds the line the one before it
+//! asked for already in the cache: [`Kernel::prefetch_indexes`] (the index slots, from hashes
+//! alone), [`Kernel::prefetch_records`] (reads the lease-index slot, asks for the lease record)
+//! and [`Kernel::prefetch_members`] (reads the lease record, asks for its first member's
+//! resource slot). The misses of several commands then overlap instead of queueing.
 //!
 //! These functions only read: they never change state or results, so calling them or not, early
-//! or late, cannot affect determinism. The core forbids `unsafe`, so instead of prefetch
-//! instructions they issue ordinary loads whose values are passed to `black_box`; the processor
-//! overlaps those independent misses just the same.
-
-use std::hint::black_box;
+//! or late, cannot affect determinism. The requests themselves are prefetch instructions
+//! (`allocdb_prefetch`, which holds the one `unsafe` call the kernel may not make): unlike an
+//! ordinary load, a prefetch retires at once and never holds up the work behind it.
 
 use crate::command::{Command, Submission};
 use crate::kernel::Kernel;
@@ -47,25 +48,37 @@ impl Kernel {
         self.operations.touch_upcoming_expiry();
     }
 
-    /// Second stage, after the first had time to land: follows the index slots to the records
-    /// they point at (the lease record and its first member's resource slot).
+    /// Second stage, after the first had time to land: follows the lease-index slot to the
+    /// lease record and asks for it.
     pub fn prefetch_records(&self, submission: &Submission<'_>) {
-        match submission.command {
-            Command::Activate { lease_id, .. }
-            | Command::Release { lease_id, .. }
-            | Command::Revoke { lease_id }
-            | Command::Reclaim { lease_id }
-            | Command::Expire { lease_id, .. } => {
-                if let Some(position) = self.leases.find(lease_id.lsn()) {
-                    let record = self.leases.get(position);
-                    black_box(record.member_count);
-                    if let Some(member) = self.leases.members(position).next() {
-                        black_box(self.resources.get(member).version);
-                    }
-                }
-            }
-            Command::CreateResource { .. } | Command::Reserve { .. } => {}
+        if let Some(lease_id) = lease_of(submission)
+            && let Some(position) = self.leases.find(lease_id.lsn())
+        {
+            self.leases.prefetch_record(position);
         }
+    }
+
+    /// Third stage, after the second had time to land: reads the lease record and asks for its
+    /// first member's resource slot.
+    pub fn prefetch_members(&self, submission: &Submission<'_>) {
+        if let Some(lease_id) = lease_of(submission)
+            && let Some(position) = self.leases.find(lease_id.lsn())
+            && let Some(member) = self.leases.members(position).next()
+        {
+            self.resources.prefetch_slot(member);
+        }
+    }
+}
+
+/// The stored lease a command acts on, if it names one.
+fn lease_of(submission: &Submission<'_>) -> Option<crate::ids::LeaseId> {
+    match submission.command {
+        Command::Activate { lease_id, .. }
+        | Command::Release { lease_id, .. }
+        | Command::Revoke { lease_id }
+        | Command::Reclaim { lease_id }
+        | Command::Expire { lease_id, .. } => Some(lease_id),
+        Command::CreateResource { .. } | Command::Reserve { .. } => None,
     }
 }
 

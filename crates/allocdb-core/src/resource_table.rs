@@ -118,7 +118,7 @@ impl ResourceTable {
     pub(crate) fn touch_home(&self, resource_id: ResourceId) {
         let position =
             home_position(hash_tag(hash_u128(resource_id.0, self.hash_seed)), self.slots.len() as u32);
-        std::hint::black_box(self.slots[position as usize].state);
+        allocdb_prefetch::prefetch(&self.slots[position as usize]);
     }
 
     #[inline]
@@ -142,6 +142,12 @@ impl ResourceTable {
             state: ResourceState::Available as u8,
         };
         self.count += 1;
+    }
+
+    /// Asks the cache for the slot at `position` (no load, so no check that it is occupied).
+    #[inline]
+    pub(crate) fn prefetch_slot(&self, position: ResourcePosition) {
+        allocdb_prefetch::prefetch(&self.slots[position as usize]);
     }
 
     #[inline]

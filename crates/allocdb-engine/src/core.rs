@@ -33,7 +33,8 @@ use crate::error::OpenError;
 use crate::group::{Group, Planned, PlannedRecord, Stage};
 use crate::request::{RejectionCode, WriteReply, WriteRequest};
 
-/// How many commands ahead the apply loop warms the cache (two stages: twice this, then this).
+/// How many commands apart the apply loop's prefetch stages run (three stages: three times
+/// this ahead, twice, once).
 const PREFETCH_DISTANCE: usize = 4;
 
 /// The record kind of one encoded submission (`allocdb_core::encode_submission`).
@@ -544,12 +545,16 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         };
         let records = &group.records;
         for (offset, record) in records.iter().enumerate() {
-            // Warm the cache for the commands a few places ahead (see allocdb_core's prefetch).
-            if let Some(ahead) = records.get(offset + 2 * PREFETCH_DISTANCE) {
+            // Warm the cache for the commands a few places ahead, in three dependent stages
+            // (see allocdb_core's prefetch).
+            if let Some(ahead) = records.get(offset + 3 * PREFETCH_DISTANCE) {
                 self.kernel.prefetch_indexes(&submission_of(&ahead.planned));
             }
-            if let Some(ahead) = records.get(offset + PREFETCH_DISTANCE) {
+            if let Some(ahead) = records.get(offset + 2 * PREFETCH_DISTANCE) {
                 self.kernel.prefetch_records(&submission_of(&ahead.planned));
+            }
+            if let Some(ahead) = records.get(offset + PREFETCH_DISTANCE) {
+                self.kernel.prefetch_members(&submission_of(&ahead.planned));
             }
             let position = LogPosition { lsn: record.lsn, request_slot: record.slot };
             match record.planned {

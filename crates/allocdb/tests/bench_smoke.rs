@@ -106,8 +106,12 @@ fn recovery_restarts_from_the_log_and_from_a_snapshot() {
         assert!(recovery["records"].as_u64().unwrap() >= 40_000, "{result}");
         assert!(recovery["restart_ms"].as_f64().unwrap() > 0.0, "{result}");
         let replayed = recovery["replayed_records"].as_u64().unwrap();
+        let written = recovery["records"].as_u64().unwrap();
         if snapshot {
-            assert!(replayed < 20_000, "a snapshot covers most of the log: {result}");
+            // The fill overshoots (whole rounds of 16 lanes × 4,096 × 2), and snapshots are
+            // taken at group boundaries every 36,000 records: the tail after the last one is
+            // under one interval plus one group, well under half of the log.
+            assert!(replayed < written / 2, "a snapshot covers most of the log: {result}");
         } else {
             assert!(replayed >= 40_000, "the whole log is replayed: {result}");
         }

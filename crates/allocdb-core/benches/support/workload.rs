@@ -8,9 +8,9 @@
 //! sized so the operation and lease tables reach a steady state near half full: records expire
 //! and leases retire as fast as they are created, the way a long-running server behaves.
 //!
-//! Commands are planned `2 * LOOKAHEAD` ahead of being applied, the way the engine holds a whole
-//! group before applying it, and the kernel's two prefetch stages run `2 * LOOKAHEAD` and
-//! `LOOKAHEAD` commands ahead (see `allocdb_core::Kernel::prefetch_indexes`).
+//! Commands are planned `3 * LOOKAHEAD` ahead of being applied, the way the engine holds a whole
+//! group before applying it, and the kernel's three prefetch stages run `3 * LOOKAHEAD`,
+//! `2 * LOOKAHEAD` and `LOOKAHEAD` commands ahead (see `allocdb_core::Kernel::prefetch_indexes`).
 //!
 //! `hotspot`: 16 hot resources fought over by many holders: most reserves fail `resource_busy`,
 //! the winner releases after a few failed attempts by others. Its decisions depend on the
@@ -166,16 +166,19 @@ impl Workload {
     pub fn run_uncontended(&mut self, count: u64) {
         let target = self.command_count + count;
         while self.command_count < target {
-            while self.planned.len() <= 2 * LOOKAHEAD {
+            while self.planned.len() <= 3 * LOOKAHEAD {
                 self.plan_step();
             }
             if self.prefetch {
-                let (key, planned) = self.planned[2 * LOOKAHEAD];
+                let (key, planned) = self.planned[3 * LOOKAHEAD];
                 self.kernel
                     .prefetch_indexes(&Submission { operation: Some(key), command: planned.command() });
-                let (key, planned) = self.planned[LOOKAHEAD];
+                let (key, planned) = self.planned[2 * LOOKAHEAD];
                 self.kernel
                     .prefetch_records(&Submission { operation: Some(key), command: planned.command() });
+                let (key, planned) = self.planned[LOOKAHEAD];
+                self.kernel
+                    .prefetch_members(&Submission { operation: Some(key), command: planned.command() });
             }
             let Some((key, planned)) = self.planned.pop_front() else { unreachable!("planned ahead") };
             let outcome = self.apply(Some(key), planned.command());
