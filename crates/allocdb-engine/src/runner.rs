@@ -81,9 +81,10 @@ pub struct EngineStatus {
     pub applied_lsn: AtomicU64,
     /// Whether the engine halted after a storage failure.
     pub halted: AtomicBool,
-    /// Nanoseconds spent in the last group commit (append, sync, apply).
+    /// Nanoseconds the last group took, from its first message to its replies.
     pub last_group_nanos: AtomicU64,
-    /// Total nanoseconds spent in group commits.
+    /// Total nanoseconds of all groups. Groups overlap in the pipeline, so this grows faster
+    /// than wall time under load (by the mean number of groups in flight).
     pub group_nanos_total: AtomicU64,
     counters: std::sync::Mutex<EngineCounters>,
 }

@@ -91,7 +91,8 @@ pub(crate) struct LoopCell {
     pub(crate) syncs_per_second: f64,
     pub(crate) commands_per_sync: f64,
     pub(crate) group_ms_mean: f64,
-    pub(crate) engine_busy_fraction: f64,
+    /// Group time per second of wall time: the mean number of groups in flight.
+    pub(crate) groups_in_flight: f64,
     pub(crate) engine_cpu_us_per_command: f64,
     pub(crate) engine_wait_us_per_command: f64,
     pub(crate) driver_cpu_us_per_command: f64,
@@ -267,7 +268,7 @@ fn summarize_loop(
         syncs_per_second: syncs / seconds,
         commands_per_sync: if syncs > 0.0 { records / syncs } else { 0.0 },
         group_ms_mean: if syncs > 0.0 { group_nanos / syncs / 1e6 } else { 0.0 },
-        engine_busy_fraction: group_nanos / (seconds * 1e9),
+        groups_in_flight: group_nanos / (seconds * 1e9),
         engine_cpu_us_per_command: per_command_us(engine_run),
         engine_wait_us_per_command: per_command_us(engine_wait),
         driver_cpu_us_per_command: per_command_us(driver_run),

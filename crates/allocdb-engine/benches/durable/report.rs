@@ -70,9 +70,9 @@ impl Table {
     ];
     const DIAGNOSTICS_HEADER: [&'static str; 10] = [
         "cell",
-        "engine ms/group",
+        "ms/group",
         "of it sync ms",
-        "engine in group %",
+        "groups in flight",
         "engine in sync %",
         "engine CPU %",
         "engine CPU µs/cmd",
@@ -131,7 +131,7 @@ impl Table {
             name.clone(),
             column(&|cell| cell.group_ms_mean, 2),
             column(&|cell| cell.sync_ms_mean, 2),
-            column(&|cell| cell.engine_busy_fraction * 100.0, 0),
+            column(&|cell| cell.groups_in_flight, 2),
             column(&|cell| cell.sync_fraction * 100.0, 0),
             column(&|cell| cell.engine_cpu_fraction * 100.0, 0),
             column(&|cell| cell.engine_cpu_us_per_command, 2),
@@ -164,7 +164,8 @@ impl Table {
         if !self.diagnostics.is_empty() {
             println!();
             println!(
-                "diagnostics: engine ms/group and in-group % from EngineStatus (append + sync + apply); \
+                "diagnostics: ms/group (first message to replies) and mean groups in flight (the pipeline \
+                 overlaps two) from EngineStatus; \
                  CPU and run-queue wait of the engine and driver threads from schedstat"
             );
             print_rows(&Table::DIAGNOSTICS_HEADER, &self.diagnostics);
