@@ -30,8 +30,6 @@ const CELL_SLACK_S: f64 = 300.0;
 /// How long a hung cell gets to exit after SIGTERM (stopping the server it started) before
 /// it is killed.
 const CELL_TERM_GRACE: Duration = Duration::from_secs(10);
-/// How often a running cell is polled for exit.
-const CELL_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Lines of a failed cell's stderr kept in `failures.jsonl` (the whole stream is in `logs/`).
 const STDERR_TAIL_LINES: usize = 20;
 /// Where `scripts/peers-setup.sh` writes `pids.env` unless `ALLOCDB_PEERS_DIR` says otherwise.
@@ -673,26 +671,27 @@ fn cell_time_limit_s(args: &[OsString]) -> f64 {
 }
 
 /// Waits for a child up to `limit`; past it, SIGTERM (so the run stops the server it
-/// started), then SIGKILL after [`CELL_TERM_GRACE`]. `None` when it had to be stopped.
+/// started), then SIGKILL after [`CELL_TERM_GRACE`]. `None` when it had to be stopped. A
+/// helper thread blocks in `wait`, so the exit is an event, not something polled for.
 fn wait_with_limit(mut child: Child, limit: Duration) -> Result<Option<ExitStatus>> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if let Some(status) = child.try_wait().context("waiting for a cell")? {
-            return Ok(Some(status));
-        }
-        std::thread::sleep(CELL_POLL_INTERVAL);
+    let pid = child.id().to_string();
+    let (exited, exit) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = exited.send(child.wait());
+    });
+    if let Ok(status) = exit.recv_timeout(limit) {
+        let _ = waiter.join();
+        return Ok(Some(status.context("waiting for a cell")?));
     }
-    // Only this child's own pid is signalled, never a process name.
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let grace_started = Instant::now();
-    while grace_started.elapsed() < CELL_TERM_GRACE {
-        if child.try_wait().context("waiting for a stopped cell")?.is_some() {
-            return Ok(None);
-        }
-        std::thread::sleep(CELL_POLL_INTERVAL);
+    // Only this child's own pid is signalled, never a process name. Had it exited in the
+    // microseconds since the timeout, Linux would not have handed its pid to another process
+    // yet (pids are allocated in increasing order and wrap only after the whole range).
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    if exit.recv_timeout(CELL_TERM_GRACE).is_err() {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        let _ = exit.recv();
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = waiter.join();
     Ok(None)
 }
 
@@ -953,5 +952,18 @@ mod tests {
         let args =
             cell_args(&cell(MatrixWorkload::Mixed, TargetKind::Allocdb, Durability::Durable), &options());
         assert!((cell_time_limit_s(&args) - (12.5 + CELL_SLACK_S)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_cell_that_exits_in_time_reports_its_status_and_a_hung_one_is_stopped() {
+        let quick = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+        let status = wait_with_limit(quick, Duration::from_mins(1)).unwrap().unwrap();
+        assert_eq!(status.code(), Some(3));
+
+        let hung = Command::new("sleep").arg("600").spawn().unwrap();
+        let pid = hung.id().to_string();
+        assert!(wait_with_limit(hung, Duration::from_millis(50)).unwrap().is_none());
+        let alive = Command::new("kill").args(["-0", &pid]).stderr(std::process::Stdio::null()).status();
+        assert!(!alive.unwrap().success(), "the hung cell's process is gone");
     }
 }

@@ -128,14 +128,15 @@ impl ServerProcess {
                 }
             }
         });
-        loop {
-            if matches!(crate::allocdb_target::http_get(http, "/readyz").await, Ok((200, _))) {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("the server never became ready");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        // The `serving` line comes after recovery, with both listeners bound and serving, so
+        // one readiness check suffices: anything but 200 (a halted engine) is a failed start.
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let ready = tokio::time::timeout(remaining, crate::allocdb_target::http_get(http, "/readyz"))
+            .await
+            .context("the server did not answer /readyz in time")?
+            .context("asking the server's /readyz")?;
+        if ready.0 != 200 {
+            bail!("the server is serving but not ready: /readyz answered {} {}", ready.0, ready.1);
         }
         Ok(ServerProcess { child, pid, listen, http, startup: spawned.elapsed() })
     }

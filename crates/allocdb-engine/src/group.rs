@@ -106,11 +106,6 @@ impl<F: LogFile> Group<F> {
         self.records.len()
     }
 
-    /// Requests planned so far.
-    pub fn request_count(&self) -> usize {
-        self.request_count
-    }
-
     /// Whether the group was written and its sync still has to run.
     pub fn needs_sync(&self) -> bool {
         matches!(&self.stage, Stage::Written(Some(pending)) if pending.needs_sync())
@@ -150,10 +145,5 @@ impl<F: LogFile> Group<F> {
         if let Stage::Written(Some(pending)) = &mut self.stage {
             pending.sync();
         }
-    }
-
-    /// Whether the group is written and waiting to be settled (its sync may be out).
-    pub fn is_written(&self) -> bool {
-        matches!(self.stage, Stage::Written(_))
     }
 }

@@ -259,8 +259,11 @@ struct Batch<F> {
     group: Group<F>,
     begun: bool,
     started: Instant,
-    writes: Vec<(Vec<WriteRequest>, WriteCallback)>,
-    command_count: usize,
+    /// Every planned request of the group in planning order (the group's request indexes),
+    /// kept in one vector so applying needs no per-group collection.
+    requests: Vec<WriteRequest>,
+    /// Each write message's request count and callback, in order.
+    callbacks: Vec<(usize, WriteCallback)>,
     replies: Vec<WriteReply>,
     reads: Vec<ReadCallback>,
     snapshots: Vec<SnapshotCallback>,
@@ -272,8 +275,8 @@ impl<F: allocdb_storage::LogFile> Batch<F> {
             group: Group::with_capacity(records),
             begun: false,
             started: Instant::now(),
-            writes: Vec::new(),
-            command_count: 0,
+            requests: Vec::with_capacity(records),
+            callbacks: Vec::new(),
             replies: Vec::with_capacity(records),
             reads: Vec::new(),
             snapshots: Vec::new(),
@@ -298,6 +301,8 @@ struct Pipeline<'a, D: LogDirectory, C: Clock> {
     status: &'a EngineStatus,
     observer: Option<&'a GroupObserver>,
     batch_size_max: usize,
+    /// Records a group can hold (requests plus one tick of expirations): batch capacity.
+    records: usize,
     tick: Duration,
     next: Batch<D::File>,
     in_flight: Option<Batch<D::File>>,
@@ -320,6 +325,7 @@ fn run<D: LogDirectory, C: Clock>(
     let mut pipeline = Pipeline {
         tick: Duration::from_millis(core.config().slot_duration_ms),
         batch_size_max: core.config().batch_size_max as usize,
+        records,
         core,
         status,
         observer,
@@ -410,7 +416,7 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
         self.shutting_down
             || self.carry.is_some()
             || self.partial.is_some()
-            || self.next.command_count >= self.batch_size_max
+            || self.next.requests.len() >= self.batch_size_max
     }
 
     fn begin_next(&mut self) {
@@ -424,9 +430,8 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
     fn add(&mut self, message: Message) {
         match message {
             Message::Write { requests, reply } => {
-                if self.next.command_count > 0
-                    && self.next.command_count + requests.len() > self.batch_size_max
-                {
+                let queued = self.next.requests.len();
+                if queued > 0 && queued + requests.len() > self.batch_size_max {
                     self.carry = Some(Message::Write { requests, reply });
                     return;
                 }
@@ -449,8 +454,8 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
             self.partial = Some(write);
             return;
         }
-        self.next.command_count += write.requests.len();
-        self.next.writes.push((write.requests, write.reply));
+        self.next.callbacks.push((write.requests.len(), write.reply));
+        self.next.requests.extend(write.requests);
     }
 
     /// Records the in-flight group's sync result (a lost sync thread counts as a failure).
@@ -488,7 +493,7 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
         if let Some(in_flight) = self.in_flight.take() {
             self.finish(in_flight);
         }
-        let fresh = self.spare.take().unwrap_or_else(|| Batch::new(self.batch_size_max));
+        let fresh = self.spare.take().unwrap_or_else(|| Batch::new(self.records));
         let next = std::mem::replace(&mut self.next, fresh);
         if handed_over {
             self.in_flight = Some(next);
@@ -505,9 +510,7 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
     /// the batch for reuse.
     fn finish(&mut self, mut batch: Batch<D::File>) {
         if batch.begun {
-            let requests: Vec<&WriteRequest> =
-                batch.writes.iter().flat_map(|(requests, _)| requests.iter()).collect();
-            self.core.apply_group(&mut batch.group, &requests, &mut batch.replies);
+            self.core.apply_group(&mut batch.group, &batch.requests, &mut batch.replies);
         }
         let status = self.status;
         let elapsed = u64::try_from(batch.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -521,8 +524,7 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
             *counters = self.core.counters();
         }
         let mut offset = 0;
-        for (requests, reply) in batch.writes.drain(..) {
-            let count = requests.len();
+        for (count, reply) in batch.callbacks.drain(..) {
             status.queued_commands.fetch_sub(count as u64, Ordering::AcqRel);
             reply(batch.replies[offset..offset + count].to_vec());
             offset += count;
@@ -546,7 +548,7 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
             });
         }
         batch.begun = false;
-        batch.command_count = 0;
+        batch.requests.clear();
         batch.replies.clear();
         self.spare = Some(batch);
     }

@@ -77,6 +77,10 @@ fn write_outlasting_the_commit_timeout_is_504_and_its_retry_returns_the_single_c
     // The 504 came while the write's sync was still held: its outcome really was open.
     faults.wait_for_held_sync(HELD_SYNC_TIMEOUT);
     drop(hold);
+    // A read runs after the group it arrives with is applied, so after the write's group: a
+    // barrier, not a wait. (A retry racing its original's sync would be logged a second time
+    // and answered from the operation table when applied; `docs/engine.md`, the pipeline.)
+    resource(&server, "1", 0);
 
     let retried = assert_committed(&reserve(&server, "1", "7", "501"), 200, "ok");
     assert_eq!(retried["from_retry_cache"], true, "{retried}");
