@@ -6,11 +6,11 @@
 //! `parse.rs`), logging (`logging.rs`) and the mapping of failures to exit codes (`exit.rs`,
 //! where the codes are listed).
 
+mod allocator;
 mod bench;
 mod cli;
 mod client;
 mod exit;
-mod huge_pages;
 mod logging;
 mod parse;
 
@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[global_allocator]
-static ALLOCATOR: huge_pages::HugePageAllocator = huge_pages::HugePageAllocator;
+static ALLOCATOR: allocator::ProcessAllocator = allocator::ProcessAllocator;
 
 fn main() -> ExitCode {
     let arguments = cli::Cli::parse();
