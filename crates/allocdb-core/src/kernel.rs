@@ -207,6 +207,7 @@ impl Kernel {
             self.leases.retire_queue_pop();
             self.leases.remove(position);
             self.retired_watermark = self.retired_watermark.max(lsn);
+            self.leases.prefetch_retirements();
         }
         self.wheel.advance_cursor(request_slot);
     }

@@ -382,6 +382,24 @@ impl LeaseTable {
         self.retire_tail = position;
     }
 
+    /// Asks the cache for what the next two retirements touch: the head's index slot and
+    /// members, and the record after the head. Each call reads only the head record, which
+    /// the call one retirement earlier asked for.
+    #[inline]
+    pub(crate) fn prefetch_retirements(&self) {
+        if self.retire_head == NONE {
+            return;
+        }
+        let head = &self.records[self.retire_head as usize];
+        self.touch_home(head.lsn);
+        if head.member_rest != NONE {
+            allocdb_prefetch::prefetch(&self.members[head.member_rest as usize]);
+        }
+        if head.link_next != NONE {
+            allocdb_prefetch::prefetch(&self.records[head.link_next as usize]);
+        }
+    }
+
     /// The oldest terminal lease, if any.
     pub(crate) fn retire_queue_front(&self) -> Option<LeasePosition> {
         (self.retire_head != NONE).then_some(self.retire_head)

@@ -10,19 +10,26 @@
 //! and [`Kernel::prefetch_members`] (reads the lease record, asks for its first member's
 //! resource slot). The misses of several commands then overlap instead of queueing.
 //!
+//! Housekeeping has its own lookahead: the operation ring is contiguous, so the first stage
+//! asks for the index slot of the record expired a few commands later; the lease retirement
+//! queue is a linked list, so each retirement step asks for the next head's index slot and the
+//! record after it (`LeaseTable::prefetch_retirements`), two retirements deep.
+//!
 //! These functions only read: they never change state or results, so calling them or not, early
 //! or late, cannot affect determinism. The requests themselves are prefetch instructions
 //! (`allocdb_prefetch`, which holds the one `unsafe` call the kernel may not make): unlike an
 //! ordinary load, a prefetch retires at once and never holds up the work behind it.
 
 use crate::command::{Command, Submission};
+use crate::ids::Lsn;
 use crate::kernel::Kernel;
 
 impl Kernel {
-    /// First stage: loads the index slots `submission` will probe (operation index, resource
-    /// table, lease index), plus the operation-index slot of the record that housekeeping will
-    /// expire next.
-    pub fn prefetch_indexes(&self, submission: &Submission<'_>) {
+    /// First stage: loads the index slots `submission`, to be applied at `lsn`, will probe
+    /// (operation index, resource table, lease index; for a reserve, the lease-index slot its
+    /// new lease will be inserted at), plus the operation-index slot of the record that
+    /// housekeeping will expire next.
+    pub fn prefetch_indexes(&self, lsn: Lsn, submission: &Submission<'_>) {
         if let Some(key) = submission.operation {
             self.prefetch_operation(key);
         }
@@ -32,6 +39,7 @@ impl Kernel {
                 for resource_id in resource_ids.iter().take(PREFETCH_MEMBERS_MAX) {
                     self.resources.touch_home(*resource_id);
                 }
+                self.leases.touch_home(lsn);
             }
             Command::Activate { lease_id, .. }
             | Command::Release { lease_id, .. }

@@ -548,7 +548,7 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
             // Warm the cache for the commands a few places ahead, in three dependent stages
             // (see allocdb_core's prefetch).
             if let Some(ahead) = records.get(offset + 3 * PREFETCH_DISTANCE) {
-                self.kernel.prefetch_indexes(&submission_of(&ahead.planned));
+                self.kernel.prefetch_indexes(ahead.lsn, &submission_of(&ahead.planned));
             }
             if let Some(ahead) = records.get(offset + 2 * PREFETCH_DISTANCE) {
                 self.kernel.prefetch_records(&submission_of(&ahead.planned));

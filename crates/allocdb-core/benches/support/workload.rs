@@ -171,8 +171,10 @@ impl Workload {
             }
             if self.prefetch {
                 let (key, planned) = self.planned[3 * LOOKAHEAD];
+                // Each planned command is applied at the next lsn, so this one lands 3 × LOOKAHEAD on.
+                let lsn = self.lsn + 1 + 3 * LOOKAHEAD as u64;
                 self.kernel
-                    .prefetch_indexes(&Submission { operation: Some(key), command: planned.command() });
+                    .prefetch_indexes(lsn, &Submission { operation: Some(key), command: planned.command() });
                 let (key, planned) = self.planned[2 * LOOKAHEAD];
                 self.kernel
                     .prefetch_records(&Submission { operation: Some(key), command: planned.command() });
