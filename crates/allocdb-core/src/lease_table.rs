@@ -512,3 +512,47 @@ impl Iterator for MemberIter<'_> {
         Some(member.resource)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{LeaseTable, NewLease};
+    use crate::ids::HolderId;
+    use crate::state::LeaseState;
+
+    fn terminal(lsn: u64) -> NewLease {
+        NewLease {
+            lsn,
+            holder_id: HolderId(7),
+            state: LeaseState::Released,
+            lease_epoch: 1,
+            deadline_slot: 0,
+        }
+    }
+
+    /// The retirement prefetch reads the queue at every shape (empty, a single lease, a
+    /// bundle whose members chain through the pool, a head followed by another) and changes
+    /// nothing: retirements afterwards come out in the same order and the index stays whole.
+    #[test]
+    fn retirement_prefetch_is_safe_at_every_queue_shape_and_changes_nothing() {
+        let mut table = LeaseTable::new(8, 16, 3);
+        table.prefetch_retirements();
+        let single = table.insert(&terminal(10), &[0]);
+        table.retire_queue_push(single);
+        table.prefetch_retirements();
+        let bundle = table.insert(&terminal(11), &[1, 2, 3]);
+        table.retire_queue_push(bundle);
+        table.prefetch_retirements();
+        assert_eq!(table.retire_queue_iter().collect::<Vec<_>>(), vec![single, bundle]);
+
+        for expected in [single, bundle] {
+            table.prefetch_retirements();
+            assert_eq!(table.retire_queue_front(), Some(expected));
+            let position = table.retire_queue_pop();
+            table.remove(position);
+            assert_eq!(table.index_consistent(), Ok(table.count()));
+        }
+        table.prefetch_retirements();
+        assert_eq!(table.retire_queue_front(), None);
+        assert_eq!((table.count(), table.member_count()), (0, 0));
+    }
+}
