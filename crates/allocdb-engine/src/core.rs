@@ -24,7 +24,8 @@ use allocdb_core::{
     decode_kernel_config, decode_submission, encode_kernel_config, encode_submission,
 };
 use allocdb_storage::{
-    LogDirectory, LogRecord, RecordKind, Recovery, RecoveryReport, ReplayProgress, Storage, frame_size_bytes,
+    LogDirectory, LogRecord, PreparedSpare, RecordKind, Recovery, RecoveryReport, ReplayProgress,
+    SparePreparation, Storage, frame_size_bytes,
 };
 
 use crate::clock::{Clock, SlotClock};
@@ -72,6 +73,8 @@ pub struct EngineCounters {
     pub last_sync_nanos: u64,
     /// Total time spent in log syncs, in nanoseconds.
     pub sync_nanos_total: u64,
+    /// Log segments since opening that were zero-filled spares renamed into place.
+    pub spare_segments_used: u64,
 }
 
 /// What planning one record came to.
@@ -223,6 +226,18 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         &self.kernel
     }
 
+    /// A spare log segment to fill on another thread, if the storage wants one (see
+    /// `allocdb_storage::SparePreparation`). Filled spares go back through
+    /// [`EngineCore::accept_spare`].
+    pub fn spare_preparation(&mut self) -> Option<SparePreparation<D::File>> {
+        self.storage.spare_preparation()
+    }
+
+    /// Takes back a spare segment after its filling, successful or not.
+    pub fn accept_spare(&mut self, prepared: PreparedSpare<D::File>) {
+        self.storage.accept_spare(prepared);
+    }
+
     /// Why the engine halted, if it did.
     pub fn halt_cause(&self) -> Option<&str> {
         self.halted.as_deref()
@@ -230,7 +245,7 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
 
     /// What the core has done since it opened.
     pub fn counters(&self) -> EngineCounters {
-        self.counters
+        EngineCounters { spare_segments_used: self.storage.spares_used(), ..self.counters }
     }
 
     /// How recovery started this core.
@@ -395,6 +410,24 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         requests: &[R],
         replies: &mut [WriteReply],
     ) {
+        self.apply_group_answering(group, requests, replies, |_, _| {});
+    }
+
+    /// [`EngineCore::apply_group`], calling `answered(count, replies)` each time a logged
+    /// request is applied: the first `count` replies are then final (requests are logged in
+    /// planning order, and a request answered at planning time was final already), so the
+    /// caller can answer them while the rest of the group is applied. A failed group calls it
+    /// not at all; its replies are final on return, like every reply.
+    ///
+    /// # Panics
+    /// See [`EngineCore::apply_group`].
+    pub fn apply_group_answering<R: Borrow<WriteRequest>>(
+        &mut self,
+        group: &mut Group<D::File>,
+        requests: &[R],
+        replies: &mut [WriteReply],
+        answered: impl FnMut(usize, &[WriteReply]),
+    ) {
         assert_eq!(replies.len(), group.request_count, "one reply per planned request");
         if group.records.is_empty() {
             group.stage = Stage::Done;
@@ -412,7 +445,7 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         }
         let last_lsn = group.records.last().map_or(0, |record| record.lsn);
         assert!(last_lsn <= self.storage.durable_lsn(), "applying records that are not durable");
-        self.apply_planned(group, requests, replies);
+        self.apply_planned(group, requests, replies, answered);
         self.measure_expiration_backlog(group);
         group.stage = Stage::Done;
         self.maybe_snapshot();
@@ -535,6 +568,7 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         group: &Group<D::File>,
         requests: &[R],
         replies: &mut [WriteReply],
+        mut answered: impl FnMut(usize, &[WriteReply]),
     ) {
         let submission_of = |planned: &Planned| match *planned {
             Planned::Request { index } => requests[index].borrow().as_submission(),
@@ -562,6 +596,7 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
                     let outcome = self.kernel.apply(position, &requests[index].borrow().as_submission());
                     replies[index] = WriteReply::Committed(outcome);
                     self.counters.writes_committed += 1;
+                    answered(index + 1, replies);
                 }
                 Planned::Expire { due } => {
                     let command =

@@ -1,5 +1,7 @@
 //! The production runner: one engine thread that owns the [`EngineCore`], fed by a bounded
-//! queue, and one sync thread that runs the log syncs.
+//! queue, one sync thread that runs the log syncs, and one spare thread that fills the next
+//! log segment with zeros before the log reaches it (`allocdb_storage`'s `spare` module: syncs
+//! into written blocks need no journal commit).
 //!
 //! Callers submit batches of writes with a reply callback; the queue is bounded in commands
 //! (`submission_queue_capacity`), and a submission that would exceed it is rejected
@@ -27,7 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use allocdb_core::Kernel;
-use allocdb_storage::{LogDirectory, PendingSync};
+use allocdb_storage::{LogDirectory, PendingSync, PreparedSpare, SparePreparation};
 
 use crate::clock::Clock;
 use crate::core::{EngineCore, EngineCounters};
@@ -144,10 +146,21 @@ impl Engine {
         let sync_thread = std::thread::Builder::new()
             .name("allocdb-sync".to_owned())
             .spawn(move || sync_loop(&jobs, &synced, &wake))?;
+        let (spare_jobs, spare_job_receiver) = std::sync::mpsc::channel::<SparePreparation<D::File>>();
+        let (spare_filled, spare_results) = std::sync::mpsc::channel();
+        let spare_thread = std::thread::Builder::new().name("allocdb-spare".to_owned()).spawn(move || {
+            for preparation in spare_job_receiver {
+                if spare_filled.send(preparation.fill()).is_err() {
+                    return;
+                }
+            }
+        })?;
         let thread_status = Arc::clone(&status);
         let thread = std::thread::Builder::new().name("allocdb-engine".to_owned()).spawn(move || {
             let sync = SyncThread { jobs: Some(sync_jobs), results: sync_results, thread: Some(sync_thread) };
-            run(core, &receiver, sync, &thread_status, observer.as_ref());
+            let spare =
+                SpareThread { jobs: Some(spare_jobs), results: spare_results, thread: Some(spare_thread) };
+            run(core, &receiver, sync, &spare, &thread_status, observer.as_ref());
         })?;
         Ok(Engine {
             sender,
@@ -254,6 +267,41 @@ impl<F> Drop for SyncThread<F> {
     }
 }
 
+/// The engine thread's end of the spare thread: at most one preparation is out at a time
+/// (the storage hands out one spare until it is taken back).
+struct SpareThread<F> {
+    jobs: Option<Sender<SparePreparation<F>>>,
+    results: Receiver<PreparedSpare<F>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<F> Drop for SpareThread<F> {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl<F: allocdb_storage::LogFile> SpareThread<F> {
+    /// Takes back a filled spare, then hands out a new one if the storage wants it. Never
+    /// blocks: a spare is only needed at the next rollover, which falls back to creating the
+    /// segment if none is ready.
+    fn tend<D: LogDirectory<File = F>, C: Clock>(&self, core: &mut EngineCore<D, C>) {
+        if let Ok(prepared) = self.results.try_recv() {
+            core.accept_spare(prepared);
+        }
+        if let Some(jobs) = self.jobs.as_ref()
+            && let Some(preparation) = core.spare_preparation()
+        {
+            // Without a spare thread (it can only have panicked) the spare stays "preparing"
+            // for good, and every rollover creates its segment as if there were no spares.
+            let _ = jobs.send(preparation);
+        }
+    }
+}
+
 /// The messages of one group and what it owes their senders.
 struct Batch<F> {
     group: Group<F>,
@@ -317,6 +365,7 @@ fn run<D: LogDirectory, C: Clock>(
     core: EngineCore<D, C>,
     receiver: &Receiver<Message>,
     mut sync: SyncThread<D::File>,
+    spare: &SpareThread<D::File>,
     status: &EngineStatus,
     observer: Option<&GroupObserver>,
 ) {
@@ -344,6 +393,7 @@ fn run<D: LogDirectory, C: Clock>(
             pipeline.gather_idle(receiver);
         }
         pipeline.advance(&sync);
+        spare.tend(&mut pipeline.core);
         if pipeline.shutting_down && pipeline.in_flight.is_none() && pipeline.carry.is_none() {
             break;
         }
@@ -509,10 +559,29 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
     /// Applies a settled group, answers its writes, runs its snapshots and reads, and keeps
     /// the batch for reuse.
     fn finish(&mut self, mut batch: Batch<D::File>) {
-        if batch.begun {
-            self.core.apply_group(&mut batch.group, &batch.requests, &mut batch.replies);
-        }
         let status = self.status;
+        let mut callbacks = batch.callbacks.drain(..).peekable();
+        let mut offset = 0;
+        // Answers each write message as soon as its last request is applied, so the network
+        // threads send the first answers while the engine still applies the rest of the group.
+        let mut answer_through = |applied: usize, replies: &[WriteReply]| {
+            while let Some(&(count, _)) = callbacks.peek()
+                && offset + count <= applied
+                && let Some((_, reply)) = callbacks.next()
+            {
+                status.queued_commands.fetch_sub(count as u64, Ordering::AcqRel);
+                reply(replies[offset..offset + count].to_vec());
+                offset += count;
+            }
+        };
+        if batch.begun {
+            self.core.apply_group_answering(
+                &mut batch.group,
+                &batch.requests,
+                &mut batch.replies,
+                &mut answer_through,
+            );
+        }
         let elapsed = u64::try_from(batch.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         if batch.begun {
             status.last_group_nanos.store(elapsed, Ordering::Release);
@@ -523,12 +592,8 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
         if let Ok(mut counters) = status.counters.lock() {
             *counters = self.core.counters();
         }
-        let mut offset = 0;
-        for (count, reply) in batch.callbacks.drain(..) {
-            status.queued_commands.fetch_sub(count as u64, Ordering::AcqRel);
-            reply(batch.replies[offset..offset + count].to_vec());
-            offset += count;
-        }
+        answer_through(usize::MAX, &batch.replies);
+        drop(callbacks);
         for done in batch.snapshots.drain(..) {
             done(self.core.snapshot_now());
         }

@@ -201,3 +201,34 @@ fn a_full_buffer_waits_for_the_outstanding_sync() {
         assert_eq!(core.kernel().resource(ResourceId(id)).unwrap().state, ResourceState::Reserved);
     }
 }
+
+/// Answering while applying: the runner answers each write message as soon as its requests
+/// are applied. Every `answered(count, replies)` call follows the apply of one logged request,
+/// the counts only grow, and the first `count` replies it shows are already final, including
+/// a retry answered at planning time.
+#[test]
+fn a_group_is_answered_in_growing_prefixes_that_are_already_final() {
+    let directory = SimDirectory::new();
+    let clock = support::clock();
+    let mut core = open(&directory, &clock, config());
+    commit(&mut core, &[keyed(1, create(1))]);
+    // Operation 1 is applied already, so its retry is answered at planning and never logged.
+    let requests = [keyed(2, create(2)), keyed(1, create(1)), keyed(3, create(3)), keyed(4, create(2))];
+    let mut group = SimGroup::with_capacity(8);
+    let mut replies = plan(&mut core, &mut group, &requests);
+    assert_eq!(group.record_count(), 3);
+    core.write_group(&mut group);
+    core.settle_group(&mut group);
+    let mut answered = Vec::new();
+    core.apply_group_answering(&mut group, &requests, &mut replies, |count, replies| {
+        answered.push(replies[..count].to_vec());
+    });
+    let counts: Vec<usize> = answered.iter().map(Vec::len).collect();
+    assert_eq!(counts, [1, 3, 4], "one call per logged request, after it is applied");
+    for prefix in &answered {
+        assert_eq!(prefix[..], replies[..prefix.len()], "an answered prefix never changes");
+    }
+    assert!(committed(replies[1]).from_retry_cache);
+    assert_eq!(committed(replies[2]).result, ResultCode::Ok);
+    assert_ne!(committed(replies[3]).result, ResultCode::Ok, "resource 2 exists already");
+}

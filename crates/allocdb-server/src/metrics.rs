@@ -295,7 +295,8 @@ pub fn scan_data_dir(path: &Path) -> DiskFigures {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.strip_prefix("log-").and_then(|rest| rest.strip_suffix(".seg")).is_some() {
+        // Segments, and the spare segment being prepared: both hold the log's disk space.
+        if name.strip_prefix("log-").and_then(|rest| rest.strip_suffix(".seg").or(rest.strip_suffix(".seg.tmp"))).is_some() {
             figures.wal_bytes += entry.metadata().map_or(0, |metadata| metadata.len());
         } else if let Some(digits) =
             name.strip_prefix("snapshot-").and_then(|rest| rest.strip_suffix(".snap"))
@@ -362,7 +363,8 @@ mod tests {
         std::fs::write(directory.path().join("log-00000000000000000050.seg"), [0_u8; 20]).unwrap();
         std::fs::write(directory.path().join("snapshot-00000000000000000040.snap"), b"x").unwrap();
         std::fs::write(directory.path().join("snapshot-00000000000000000049.snap.tmp"), b"x").unwrap();
+        std::fs::write(directory.path().join("log-spare.seg.tmp"), [0_u8; 5]).unwrap();
         std::fs::write(directory.path().join("IDENTITY"), b"x").unwrap();
-        assert_eq!(scan_data_dir(directory.path()), DiskFigures { wal_bytes: 120, snapshot_lsn: 40 });
+        assert_eq!(scan_data_dir(directory.path()), DiskFigures { wal_bytes: 125, snapshot_lsn: 40 });
     }
 }

@@ -52,6 +52,7 @@ mod recovery;
 mod scan;
 mod sim;
 mod snapshot_file;
+mod spare;
 mod storage;
 
 pub use config::{
@@ -76,4 +77,5 @@ pub use sim::{SimCounters, SimDirectory, SimFile};
 pub use snapshot_file::{
     SNAPSHOT_FILE_HEADER_SIZE_BYTES, SNAPSHOT_FILE_MAGIC, SNAPSHOT_FILE_VERSION, SnapshotImage,
 };
+pub use spare::{PreparedSpare, SparePreparation};
 pub use storage::{PendingSync, SnapshotInstalled, Storage};

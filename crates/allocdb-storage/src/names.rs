@@ -4,6 +4,8 @@
 //! - `snapshot-<lsn, 20 digits>.snap`: a snapshot covering every record up to that lsn.
 //! - `snapshot-<lsn, 20 digits>.snap.tmp`: a snapshot being written; never read, removed by
 //!   recovery.
+//! - `log-spare.seg.tmp`: the next segment being prepared (`crate::spare`); never read,
+//!   removed by recovery.
 //!
 //! Fixed-width decimal numbers make names sort in lsn order and let parsing be exact: a name
 //! with one of our prefixes and suffixes whose number is not exactly 20 decimal digits is
@@ -24,9 +26,15 @@ const _: () = assert!(u64::MAX.ilog10() + 1 == LSN_DIGITS as u32, "20 digits hol
 /// What a directory entry is, judged by its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FileKind {
-    Segment { first_lsn: Lsn },
-    Snapshot { lsn: Lsn },
+    Segment {
+        first_lsn: Lsn,
+    },
+    Snapshot {
+        lsn: Lsn,
+    },
     SnapshotTemporary,
+    /// A spare segment being prepared (`crate::spare`); never read, removed by recovery.
+    SpareSegment,
     Foreign,
 }
 
@@ -47,6 +55,9 @@ pub(crate) fn snapshot_temporary_name(lsn: Lsn) -> String {
 
 /// Classifies a directory entry. `Err(())` means the name is ours in shape but malformed.
 pub(crate) fn parse(name: &str) -> Result<FileKind, ()> {
+    if name == crate::spare::SPARE_SEGMENT_NAME {
+        return Ok(FileKind::SpareSegment);
+    }
     if let Some(rest) = name.strip_prefix(SEGMENT_PREFIX) {
         return match rest.strip_suffix(SEGMENT_SUFFIX) {
             Some(digits) => parse_lsn(digits).map(|first_lsn| FileKind::Segment { first_lsn }),
@@ -82,6 +93,7 @@ mod tests {
         assert_eq!(parse(&segment_name(42)), Ok(FileKind::Segment { first_lsn: 42 }));
         assert_eq!(parse(&snapshot_name(u64::MAX)), Ok(FileKind::Snapshot { lsn: u64::MAX }));
         assert_eq!(parse(&snapshot_temporary_name(3)), Ok(FileKind::SnapshotTemporary));
+        assert_eq!(parse(crate::spare::SPARE_SEGMENT_NAME), Ok(FileKind::SpareSegment));
     }
 
     #[test]

@@ -400,7 +400,7 @@ fn list_files(directory: &impl LogDirectory) -> Result<Listing, RecoveryError> {
             }
             Ok(FileKind::Segment { first_lsn }) => listing.segments.push(SegmentEntry { first_lsn, name }),
             Ok(FileKind::Snapshot { lsn }) => listing.snapshots.push((lsn, name)),
-            Ok(FileKind::SnapshotTemporary) => listing.temporaries.push(name),
+            Ok(FileKind::SnapshotTemporary | FileKind::SpareSegment) => listing.temporaries.push(name),
             Ok(FileKind::Foreign) => {}
         }
     }

@@ -38,6 +38,7 @@ use crate::frame::{LogRecord, Lsn, Slot, encode_frame, frame_size_bytes};
 use crate::io::{LogDirectory, LogFile};
 use crate::names::{segment_name, snapshot_name, snapshot_temporary_name};
 use crate::snapshot_file::{SNAPSHOT_FILE_HEADER_SIZE_BYTES, encode_header};
+use crate::spare::{PreparedSpare, SPARE_SEGMENT_NAME, SparePreparation, SpareState};
 
 /// A log segment still on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,6 +155,10 @@ pub struct Storage<D: LogDirectory> {
     snapshot_lsn: Lsn,
     /// Every snapshot file on disk, the current one included.
     snapshot_files: Vec<String>,
+    /// The next segment, prepared ahead of the rollover that needs it (see `crate::spare`).
+    spare: SpareState<D::File>,
+    /// Rollovers that renamed a spare into place instead of creating the segment.
+    spares_used: u64,
     poison: Option<String>,
 }
 
@@ -205,6 +210,8 @@ impl<D: LogDirectory> Storage<D> {
             outstanding_sync: None,
             snapshot_lsn: snapshot.as_ref().map_or(0, |(lsn, _)| *lsn),
             snapshot_files,
+            spare: SpareState::Absent,
+            spares_used: 0,
             poison: None,
         })
     }
@@ -406,8 +413,8 @@ impl<D: LogDirectory> Storage<D> {
 
     fn write_buffer(&mut self) -> Result<(), IoFailure> {
         let mut chunk_start = 0;
-        let boundaries = self.rollovers.iter().map(Some).chain([None]);
-        for rollover in boundaries {
+        for boundary in 0..=self.rollovers.len() {
+            let rollover = self.rollovers.get(boundary).copied();
             let chunk_end = rollover.map_or(self.buffer.len(), |rollover| rollover.buffer_offset);
             let chunk = self.buffer.get(chunk_start..chunk_end).unwrap_or_default();
             assert_eq!(chunk.len(), chunk_end - chunk_start);
@@ -423,14 +430,87 @@ impl<D: LogDirectory> Storage<D> {
                 active.write_offset += chunk.len() as u64;
             }
             if let Some(rollover) = rollover {
-                let (file, name) =
-                    create_segment(&self.directory, rollover.first_lsn, self.config.segment_size_bytes)?;
+                let (file, name) = self.next_segment(rollover.first_lsn)?;
                 self.segments.push_back(SegmentEntry { first_lsn: rollover.first_lsn, name: name.clone() });
                 self.active = ActiveSegment { file, name, write_offset: 0 };
             }
             chunk_start = chunk_end;
         }
         Ok(())
+    }
+
+    /// The segment starting at `first_lsn`: the ready spare renamed into place, else a new
+    /// file. Either way the name and the size are durable when it returns.
+    fn next_segment(&mut self, first_lsn: Lsn) -> Result<(D::File, String), IoFailure> {
+        match std::mem::replace(&mut self.spare, SpareState::Absent) {
+            SpareState::Ready(file) => {
+                let name = segment_name(first_lsn);
+                self.directory
+                    .rename(SPARE_SEGMENT_NAME, &name)
+                    .map_err(IoFailure::on(IoOperation::Rename, &name))?;
+                self.directory.sync().map_err(IoFailure::on(IoOperation::SyncDirectory, &name))?;
+                self.spares_used += 1;
+                Ok((file, name))
+            }
+            state => {
+                // A spare still being filled is kept for the rollover after this one.
+                if matches!(state, SpareState::Preparing) {
+                    self.spare = SpareState::Preparing;
+                }
+                create_segment(&self.directory, first_lsn, self.config.segment_size_bytes)
+            }
+        }
+    }
+
+    /// A spare segment to fill on another thread ([`SparePreparation::fill`], then
+    /// [`Storage::accept_spare`]), when none is ready or being filled and the storage is
+    /// healthy. Creating it only names the file and reserves its space.
+    pub fn spare_preparation(&mut self) -> Option<SparePreparation<D::File>> {
+        if self.poison.is_some() || !matches!(self.spare, SpareState::Absent) {
+            return None;
+        }
+        let created = self.directory.create(SPARE_SEGMENT_NAME).and_then(|mut file| {
+            file.allocate(self.config.segment_size_bytes)?;
+            Ok(file)
+        });
+        if let Ok(file) = created {
+            self.spare = SpareState::Preparing;
+            Some(SparePreparation { file, size_bytes: self.config.segment_size_bytes })
+        } else {
+            self.drop_spare_file();
+            None
+        }
+    }
+
+    /// Takes back a spare from [`Storage::spare_preparation`]: a filled one serves the next
+    /// rollover; a failed one is removed, and the rollover creates its segment instead.
+    pub fn accept_spare(&mut self, prepared: PreparedSpare<D::File>) {
+        if !matches!(self.spare, SpareState::Preparing) {
+            return;
+        }
+        if prepared.result.is_ok() {
+            self.spare = SpareState::Ready(prepared.file);
+        } else {
+            drop(prepared.file);
+            self.drop_spare_file();
+        }
+    }
+
+    /// Rollovers since opening that used a spare instead of creating their segment.
+    pub fn spares_used(&self) -> u64 {
+        self.spares_used
+    }
+
+    /// Whether a filled spare waits for the next rollover.
+    pub fn spare_ready(&self) -> bool {
+        matches!(self.spare, SpareState::Ready(_))
+    }
+
+    /// Forgets a spare that could not be made ready; none is asked for again until the next
+    /// rollover. Its file is left to recovery if it cannot be removed now.
+    fn drop_spare_file(&mut self) {
+        self.spare = SpareState::Failed;
+        let _ = self.directory.remove(SPARE_SEGMENT_NAME);
     }
 
     /// Durably installs a snapshot covering every record up to `lsn`, then removes older

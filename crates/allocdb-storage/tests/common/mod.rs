@@ -128,9 +128,16 @@ pub fn snapshot_payload(lsn: Lsn) -> Vec<u8> {
     format!("kernel state after lsn {lsn}").into_bytes()
 }
 
+/// The name a spare segment is prepared under (see the storage's `spare` module).
+pub const SPARE_SEGMENT_NAME: &str = "log-spare.seg.tmp";
+
 /// Durable segment names, sorted.
 pub fn segment_names(directory: &SimDirectory) -> Vec<String> {
-    directory.file_names().into_iter().filter(|name| name.starts_with("log-")).collect()
+    directory
+        .file_names()
+        .into_iter()
+        .filter(|name| name.starts_with("log-") && name != SPARE_SEGMENT_NAME)
+        .collect()
 }
 
 /// Byte offset of the frame of `lsn` inside its segment, given that segment's first lsn.

@@ -1,0 +1,80 @@
+//! Spare segments: the next log segment, made ready before the log needs it.
+//!
+//! A segment created with `fallocate` has *unwritten* extents: on ext4 and XFS the first write
+//! into each block turns it into a written extent, a metadata change, so every `fdatasync`
+//! of the group commit also commits the filesystem journal (measured on this project's test
+//! machine: 300–460 µs per 48 KiB write + `fdatasync` into fallocated blocks, 190 µs into
+//! blocks already written with zeros). Writing the zeros when the segment is needed would stall
+//! the engine for the whole segment (about 45 ms for 64 MiB), so the storage asks for a spare
+//! ahead of time and another thread fills it:
+//!
+//! 1. [`crate::Storage::spare_preparation`] (engine thread): creates
+//!    [`SPARE_SEGMENT_NAME`] and reserves its space; cheap.
+//! 2. [`SparePreparation::fill`] (any thread): writes zeros over the whole file and syncs it.
+//! 3. [`crate::Storage::accept_spare`] (engine thread): keeps the filled file for the next
+//!    rollover, which renames it to the segment's name and syncs the directory instead of
+//!    creating a file.
+//!
+//! Invariants: at most one spare exists, preparing or ready; a ready spare holds only zeros
+//! and they are durable, so renaming it into place gives exactly what `create_segment` would
+//! (a durable, zero-filled segment of the configured size); the spare's name is not a segment
+//! name, so a crash at any step leaves a file that recovery removes and never reads. A failed
+//! preparation costs nothing but speed: the rollover falls back to creating the segment.
+
+use std::io;
+
+use crate::io::LogFile;
+
+/// The file name a spare segment is prepared under. Recovery removes it.
+pub(crate) const SPARE_SEGMENT_NAME: &str = "log-spare.seg.tmp";
+
+/// Bytes of zeros written per call while filling a spare.
+const FILL_CHUNK_SIZE_BYTES: usize = 1 << 20;
+
+/// A spare segment file to fill with zeros, on any thread.
+#[derive(Debug)]
+pub struct SparePreparation<F> {
+    pub(crate) file: F,
+    pub(crate) size_bytes: u64,
+}
+
+impl<F: LogFile> SparePreparation<F> {
+    /// Writes zeros over the whole file and makes them durable. The result goes back to the
+    /// storage through [`crate::Storage::accept_spare`], failure included.
+    pub fn fill(mut self) -> PreparedSpare<F> {
+        let result = fill_with_zeros(&mut self.file, self.size_bytes);
+        PreparedSpare { file: self.file, result }
+    }
+}
+
+/// A spare segment after [`SparePreparation::fill`].
+#[derive(Debug)]
+pub struct PreparedSpare<F> {
+    pub(crate) file: F,
+    pub(crate) result: io::Result<()>,
+}
+
+/// What the storage holds of its spare segment.
+#[derive(Debug)]
+pub(crate) enum SpareState<F> {
+    /// None exists; one may be asked for.
+    Absent,
+    /// Handed out for filling.
+    Preparing,
+    /// Filled and durable, waiting for the next rollover.
+    Ready(F),
+    /// A preparation failed; no other is tried until the next rollover.
+    Failed,
+}
+
+fn fill_with_zeros<F: LogFile>(file: &mut F, size_bytes: u64) -> io::Result<()> {
+    let zeros = vec![0_u8; FILL_CHUNK_SIZE_BYTES];
+    let mut offset = 0;
+    while offset < size_bytes {
+        let length = usize::try_from(size_bytes - offset)
+            .map_or(FILL_CHUNK_SIZE_BYTES, |rest| rest.min(FILL_CHUNK_SIZE_BYTES));
+        file.write_all_at(offset, &zeros[..length])?;
+        offset += length as u64;
+    }
+    file.sync_data()
+}
