@@ -79,7 +79,8 @@ async fn run_allocdb(args: &RunArgs, exe: &Path) -> Result<RunResult> {
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
     let dir = tempfile::Builder::new().prefix("allocdb-bench-").tempdir_in(&base)?;
     let data_dir = dir.path().join("data");
-    let sizing = ServerSizing::for_workload(resources_of(args), args.workload == Workload::Batched);
+    let heavy = args.workload == Workload::Batched && args.batch >= 1024;
+    let sizing = ServerSizing::for_workload(resources_of(args), heavy);
     let binary = server_binary(args, exe);
     let server = ServerProcess::start(&binary, &data_dir, &sizing.config_toml()).await?;
     let target =
