@@ -15,6 +15,15 @@
 //!    rollover, which renames it to the segment's name and syncs the directory instead of
 //!    creating a file.
 //!
+//! Young segments: the first segment of a fresh directory, and the segment a restart appends
+//! to, were not spares. While such an active segment holds at most a quarter of its size (at
+//! most 8 MiB) of records, the next write first moves it onto a ready spare: the records are
+//! copied into the spare and synced, then the spare is renamed over the segment's name and
+//! the directory synced. A segment moves at most once (one that was a spare never moves).
+//! This runs only when every written record is durable, so a crash
+//! before the rename leaves the old file, and after it the copy, both holding every durable
+//! record.
+//!
 //! Invariants: at most one spare exists, preparing or ready; a ready spare holds only zeros
 //! and they are durable, so renaming it into place gives exactly what `create_segment` would
 //! (a durable, zero-filled segment of the configured size); the spare's name is not a segment

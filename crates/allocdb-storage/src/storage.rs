@@ -54,6 +54,8 @@ struct ActiveSegment<F> {
     name: String,
     /// End of the written records; everything after it is zeros.
     write_offset: u64,
+    /// Whether the file was a zero-filled spare: such a segment is never moved onto another.
+    zero_filled: bool,
 }
 
 /// A point in the buffer where the next segment begins.
@@ -195,7 +197,12 @@ impl<D: LogDirectory> Storage<D> {
             directory,
             config,
             segments: segments.into(),
-            active: ActiveSegment { file: active_file, name: active_entry.name, write_offset },
+            active: ActiveSegment {
+                file: active_file,
+                name: active_entry.name,
+                write_offset,
+                zero_filled: false,
+            },
             buffer: Vec::with_capacity(buffer_capacity),
             rollovers: Vec::new(),
             plan_offset: write_offset,
@@ -298,6 +305,10 @@ impl<D: LogDirectory> Storage<D> {
         }
         if let Some(lsn) = self.outstanding_sync {
             return Err(FlushError::SyncOutstanding { lsn });
+        }
+        if let Err(failure) = self.adopt_spare_while_young() {
+            self.poison = Some(failure.to_string());
+            return Err(failure.into());
         }
         let synced_inline = !self.rollovers.is_empty();
         let written = if synced_inline { self.write_buffer() } else { self.write_active_chunk() };
@@ -430,9 +441,11 @@ impl<D: LogDirectory> Storage<D> {
                 active.write_offset += chunk.len() as u64;
             }
             if let Some(rollover) = rollover {
+                let spares_before = self.spares_used;
                 let (file, name) = self.next_segment(rollover.first_lsn)?;
+                let zero_filled = self.spares_used > spares_before;
                 self.segments.push_back(SegmentEntry { first_lsn: rollover.first_lsn, name: name.clone() });
-                self.active = ActiveSegment { file, name, write_offset: 0 };
+                self.active = ActiveSegment { file, name, write_offset: 0, zero_filled };
             }
             chunk_start = chunk_end;
         }
@@ -460,6 +473,43 @@ impl<D: LogDirectory> Storage<D> {
                 create_segment(&self.directory, first_lsn, self.config.segment_size_bytes)
             }
         }
+    }
+
+    /// Moves a young active segment onto a ready spare (`crate::spare`, "Young segments"):
+    /// copies its records into the spare, syncs them, renames the spare over the segment's
+    /// name and syncs the directory. Runs only when every written record is durable, so the
+    /// copy holds exactly the durable records. A failure before the rename only abandons the
+    /// spare; a failed rename or directory sync is returned (the name's state is unknown).
+    fn adopt_spare_while_young(&mut self) -> Result<(), IoFailure> {
+        let young = self.active.write_offset <= young_segment_limit_bytes(self.config.segment_size_bytes);
+        if !young
+            || self.active.zero_filled
+            || self.plan_size_bytes != self.config.segment_size_bytes
+            || self.durable_lsn != self.written_lsn
+            || !matches!(self.spare, SpareState::Ready(_))
+        {
+            return Ok(());
+        }
+        let SpareState::Ready(mut file) = std::mem::replace(&mut self.spare, SpareState::Absent) else {
+            return Ok(());
+        };
+        if copy_records(&self.active.file, &mut file, self.active.write_offset).is_err() {
+            drop(file);
+            self.drop_spare_file();
+            return Ok(());
+        }
+        let name = self.active.name.clone();
+        self.directory
+            .rename(SPARE_SEGMENT_NAME, &name)
+            .map_err(IoFailure::on(IoOperation::Rename, &name))?;
+        self.directory.sync().map_err(IoFailure::on(IoOperation::SyncDirectory, &name))?;
+        self.active.file = file;
+        self.active.zero_filled = true;
+        // The kept second handle belongs to the replaced file: a sync through it would not
+        // cover writes to the new one.
+        self.spare_sync_file = None;
+        self.spares_used += 1;
+        Ok(())
     }
 
     /// A spare segment to fill on another thread ([`SparePreparation::fill`], then
@@ -675,6 +725,27 @@ impl<D: LogDirectory> Storage<D> {
     pub fn config(&self) -> &StorageConfig {
         &self.config
     }
+}
+
+/// The most record bytes an active segment may hold and still move onto a spare: a quarter
+/// of the segment, at most 8 MiB (about 6 ms of copying and syncing, once per start).
+fn young_segment_limit_bytes(segment_size_bytes: u64) -> u64 {
+    (segment_size_bytes / 4).min(8 << 20)
+}
+
+/// Copies the first `length` bytes of `source` into `target` and makes them durable.
+fn copy_records<F: LogFile>(source: &F, target: &mut F, length: u64) -> io::Result<()> {
+    const CHUNK_SIZE_BYTES: u64 = 1 << 20;
+    let mut chunk = vec![0_u8; usize::try_from(length.min(CHUNK_SIZE_BYTES)).unwrap_or(0)];
+    let mut offset = 0;
+    while offset < length {
+        let size = usize::try_from((length - offset).min(CHUNK_SIZE_BYTES)).unwrap_or(0);
+        let part = &mut chunk[..size];
+        source.read_exact_at(offset, part)?;
+        target.write_all_at(offset, part)?;
+        offset += size as u64;
+    }
+    target.sync_data()
 }
 
 /// Creates, preallocates and durably names the segment starting at `first_lsn`.

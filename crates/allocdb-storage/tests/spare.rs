@@ -8,8 +8,19 @@ mod common;
 
 use allocdb_storage::{SimDirectory, Storage};
 use common::{
-    SPARE_SEGMENT_NAME as SPARE_NAME, append_and_sync, config, record, records, recover, segment_names,
+    SPARE_SEGMENT_NAME as SPARE_NAME, append_and_sync, config, frame_offset, record, records, recover,
+    segment_names,
 };
+
+/// Records that fill more than a quarter of the first segment, so it is no longer young and
+/// a spare waits for the rollover.
+const GROWN: u64 = 5;
+
+#[test]
+fn the_test_sizes_make_the_first_records_young_and_grown() {
+    assert!(frame_offset(1, 3) <= config().segment_size_bytes / 4, "two records are young");
+    assert!(frame_offset(1, GROWN + 1) > config().segment_size_bytes / 4, "five are not");
+}
 
 fn prepare_spare(storage: &mut Storage<SimDirectory>) {
     let preparation = storage.spare_preparation().expect("a spare is wanted");
@@ -23,10 +34,11 @@ fn prepare_spare(storage: &mut Storage<SimDirectory>) {
 fn rollover_renames_the_filled_spare_into_place_and_recovery_reads_every_record() {
     let directory = SimDirectory::new();
     let mut storage = recover(&directory).storage;
+    append_and_sync(&mut storage, 1..=GROWN);
     prepare_spare(&mut storage);
     assert!(directory.file_names().contains(&SPARE_NAME.to_owned()));
     assert!(storage.spare_preparation().is_none(), "one spare at a time");
-    append_and_sync(&mut storage, 1..=20);
+    append_and_sync(&mut storage, GROWN + 1..=20);
     let names = segment_names(&directory);
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(!storage.spare_ready(), "the rollover used the spare");
@@ -46,8 +58,9 @@ fn rollover_renames_the_filled_spare_into_place_and_recovery_reads_every_record(
 fn a_spare_still_filling_at_rollover_serves_the_next_rollover() {
     let directory = SimDirectory::new();
     let mut storage = recover(&directory).storage;
+    append_and_sync(&mut storage, 1..=GROWN);
     let preparation = storage.spare_preparation().unwrap();
-    append_and_sync(&mut storage, 1..=20);
+    append_and_sync(&mut storage, GROWN + 1..=20);
     assert_eq!(segment_names(&directory).len(), 2);
     storage.accept_spare(preparation.fill());
     assert!(storage.spare_ready(), "the preparation outlived the rollover");
@@ -56,6 +69,38 @@ fn a_spare_still_filling_at_rollover_serves_the_next_rollover() {
     assert!(!storage.spare_ready());
     assert!(!directory.file_names().contains(&SPARE_NAME.to_owned()));
     assert_eq!(recover(&directory).records, records(1..=40));
+}
+
+/// A young active segment (the first of a fresh directory here) moves onto a ready spare at
+/// the next write, records and all; a grown one keeps waiting for its rollover.
+#[test]
+fn a_young_segment_moves_onto_the_spare_with_its_records_and_a_grown_one_does_not() {
+    let directory = SimDirectory::new();
+    let mut storage = recover(&directory).storage;
+    append_and_sync(&mut storage, 1..=1);
+    prepare_spare(&mut storage);
+    append_and_sync(&mut storage, 2..=2);
+    assert_eq!(storage.spares_used(), 1);
+    assert!(!directory.file_names().contains(&SPARE_NAME.to_owned()));
+    let names = segment_names(&directory);
+    assert_eq!(names, ["log-00000000000000000001.seg"]);
+    assert_eq!(directory.durable_bytes(&names[0]).unwrap().len() as u64, config().segment_size_bytes);
+    assert_eq!(recover(&directory).records, records(1..=2));
+    // A segment that was a spare never moves again, young as it still is (two records): the
+    // next spare waits for the rollover. Moving on every spare would rewrite it forever.
+    prepare_spare(&mut storage);
+    append_and_sync(&mut storage, 3..=3);
+    assert_eq!(storage.spares_used(), 1);
+    assert!(storage.spare_ready());
+    assert_eq!(recover(&directory).records, records(1..=3));
+
+    let directory = SimDirectory::new();
+    let mut storage = recover(&directory).storage;
+    append_and_sync(&mut storage, 1..=GROWN);
+    prepare_spare(&mut storage);
+    append_and_sync(&mut storage, GROWN + 1..=GROWN + 1);
+    assert_eq!(storage.spares_used(), 0);
+    assert!(storage.spare_ready(), "the spare waits for the rollover");
 }
 
 /// A fill that fails removes the spare; no other is asked for until the next rollover, which
@@ -79,18 +124,27 @@ fn a_failed_fill_falls_back_to_creating_the_segment() {
 /// A power cut at every mutation of the spare's life (create, reserve, fill, sync, rename,
 /// directory sync, and the writes around them): every acknowledged record recovers, nothing
 /// unacknowledged beyond what was written appears, and no spare survives recovery.
+/// With 0 and 2 records before the spare it is adopted by a young segment (nothing or two
+/// records copied); with `GROWN` it serves the rollover.
 #[test]
 fn a_crash_at_any_step_of_a_spare_keeps_every_acknowledged_record() {
+    for before in [0, 2, GROWN] {
+        crash_at_every_step(before);
+    }
+}
+
+fn crash_at_every_step(before: u64) {
     let mut step = 1;
     loop {
         let directory = SimDirectory::new();
         let mut storage = recover(&directory).storage;
+        append_and_sync(&mut storage, 1..=before);
+        let mut acknowledged = before;
         directory.halt_in(step);
-        let mut acknowledged = 0;
         if let Some(preparation) = storage.spare_preparation() {
             storage.accept_spare(preparation.fill());
         }
-        for lsn in 1..=20 {
+        for lsn in before + 1..=20 {
             if storage.append(record(lsn).borrow()).is_err() || storage.flush_and_sync().is_err() {
                 break;
             }
@@ -99,9 +153,10 @@ fn a_crash_at_any_step_of_a_spare_keeps_every_acknowledged_record() {
         let halted = directory.is_halted();
         directory.crash().unwrap();
         let recovered = recover(&directory);
-        assert!(recovered.records.len() as u64 >= acknowledged, "step {step}: acknowledged records lost");
-        assert_eq!(recovered.records, records(1..=recovered.records.len() as u64), "step {step}");
-        assert!(!directory.file_names().contains(&SPARE_NAME.to_owned()), "step {step}");
+        let context = format!("{before} records before the spare, halt at mutation {step}");
+        assert!(recovered.records.len() as u64 >= acknowledged, "{context}: acknowledged records lost");
+        assert_eq!(recovered.records, records(1..=recovered.records.len() as u64), "{context}");
+        assert!(!directory.file_names().contains(&SPARE_NAME.to_owned()), "{context}");
         if !halted {
             assert_eq!(acknowledged, 20);
             break;
@@ -110,4 +165,10 @@ fn a_crash_at_any_step_of_a_spare_keeps_every_acknowledged_record() {
         assert!(step < 500, "the scenario should end within a few hundred mutations");
     }
     assert!(step > 10, "the halts covered the spare's steps and the rollover ({step})");
+    let directory = SimDirectory::new();
+    let mut storage = recover(&directory).storage;
+    append_and_sync(&mut storage, 1..=before);
+    prepare_spare(&mut storage);
+    append_and_sync(&mut storage, before + 1..=20);
+    assert_eq!(storage.spares_used(), 1, "the unhalted run used the spare ({before} records before it)");
 }
