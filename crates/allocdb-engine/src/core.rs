@@ -73,7 +73,8 @@ pub struct EngineCounters {
     pub last_sync_nanos: u64,
     /// Total time spent in log syncs, in nanoseconds.
     pub sync_nanos_total: u64,
-    /// Log segments since opening that were zero-filled spares renamed into place.
+    /// Log segments since opening that are zero-filled spares (renamed into place at a
+    /// rollover, or moved onto while the first segment was young).
     pub spare_segments_used: u64,
 }
 

@@ -157,9 +157,8 @@ impl Engine {
         })?;
         let thread_status = Arc::clone(&status);
         let thread = std::thread::Builder::new().name("allocdb-engine".to_owned()).spawn(move || {
-            let sync = SyncThread { jobs: Some(sync_jobs), results: sync_results, thread: Some(sync_thread) };
-            let spare =
-                SpareThread { jobs: Some(spare_jobs), results: spare_results, thread: Some(spare_thread) };
+            let sync = Helper { jobs: Some(sync_jobs), results: sync_results, thread: Some(sync_thread) };
+            let spare = Helper { jobs: Some(spare_jobs), results: spare_results, thread: Some(spare_thread) };
             run(core, &receiver, sync, &spare, &thread_status, observer.as_ref());
         })?;
         Ok(Engine {
@@ -251,14 +250,16 @@ fn sync_loop<F: allocdb_storage::LogFile>(
     }
 }
 
-/// The engine thread's end of the sync thread.
-struct SyncThread<F> {
-    jobs: Option<Sender<PendingSync<F>>>,
-    results: Receiver<(PendingSync<F>, u64)>,
+/// The engine thread's end of a helper thread: jobs go out on `jobs`, results come back on
+/// `results`; dropping it closes the job channel and joins the thread, which ends when the
+/// channel closes.
+struct Helper<Job, Done> {
+    jobs: Option<Sender<Job>>,
+    results: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl<F> Drop for SyncThread<F> {
+impl<Job, Done> Drop for Helper<Job, Done> {
     fn drop(&mut self) {
         self.jobs = None;
         if let Some(thread) = self.thread.take() {
@@ -267,24 +268,14 @@ impl<F> Drop for SyncThread<F> {
     }
 }
 
-/// The engine thread's end of the spare thread: at most one preparation is out at a time
-/// (the storage hands out one spare until it is taken back).
-struct SpareThread<F> {
-    jobs: Option<Sender<SparePreparation<F>>>,
-    results: Receiver<PreparedSpare<F>>,
-    thread: Option<JoinHandle<()>>,
-}
+/// The sync thread: one pending sync out at a time, answered with its duration.
+type SyncThread<F> = Helper<PendingSync<F>, (PendingSync<F>, u64)>;
 
-impl<F> Drop for SpareThread<F> {
-    fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
+/// The spare thread: at most one preparation is out at a time (the storage hands out one
+/// spare until it is taken back).
+type SpareThread<F> = Helper<SparePreparation<F>, PreparedSpare<F>>;
 
-impl<F: allocdb_storage::LogFile> SpareThread<F> {
+impl<F: allocdb_storage::LogFile> Helper<SparePreparation<F>, PreparedSpare<F>> {
     /// Takes back a filled spare, then hands out a new one if the storage wants it. Never
     /// blocks: a spare is only needed at the next rollover, which falls back to creating the
     /// segment if none is ready.

@@ -159,7 +159,8 @@ pub struct Storage<D: LogDirectory> {
     snapshot_files: Vec<String>,
     /// The next segment, prepared ahead of the rollover that needs it (see `crate::spare`).
     spare: SpareState<D::File>,
-    /// Rollovers that renamed a spare into place instead of creating the segment.
+    /// Segments that are zero-filled spares: renamed into place at a rollover, or moved onto
+    /// while young.
     spares_used: u64,
     poison: Option<String>,
 }
@@ -546,7 +547,8 @@ impl<D: LogDirectory> Storage<D> {
         }
     }
 
-    /// Rollovers since opening that used a spare instead of creating their segment.
+    /// Spares used since opening: renamed into place at a rollover instead of creating the
+    /// segment, or moved onto by a young active segment.
     pub fn spares_used(&self) -> u64 {
         self.spares_used
     }
