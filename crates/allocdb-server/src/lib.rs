@@ -19,7 +19,7 @@ mod serve;
 
 /// The storage seam of [`Node::open_over`] and [`Server::bind_over`]: the trait a log
 /// directory implements, and the production one.
-pub use allocdb_storage::{FsDirectory, LogDirectory, LogFile};
+pub use allocdb_storage::{FsDirectory, LogDirectory, LogFile, SPARE_SEGMENT_NAME};
 pub use binary::serve_binary;
 pub use config::{ConfigFileError, LimitsConfig, NetworkConfig, ServerConfig};
 pub use data_dir::{DATA_FORMAT_VERSION, DataDir, DataDirError};

@@ -109,7 +109,9 @@ fn write_outlasting_the_commit_timeout_is_504_and_its_retry_returns_the_single_c
 #[test]
 fn failed_sync_is_500_then_503_halted_and_after_restart_the_lost_write_executes_once() {
     let simulated = SimDirectory::new();
-    let server = TestServer::start_over(tempfile::tempdir().unwrap(), simulated.clone(), |_| {});
+    // Wrapped only so that no spare segment takes the injected failure (see `FaultyDirectory`).
+    let (storage, _) = FaultyDirectory::new(simulated.clone());
+    let server = TestServer::start_over(tempfile::tempdir().unwrap(), storage, |_| {});
     server.create(&[1]);
     let applied_before = server.applied_lsn();
 

@@ -77,5 +77,5 @@ pub use sim::{SimCounters, SimDirectory, SimFile};
 pub use snapshot_file::{
     SNAPSHOT_FILE_HEADER_SIZE_BYTES, SNAPSHOT_FILE_MAGIC, SNAPSHOT_FILE_VERSION, SnapshotImage,
 };
-pub use spare::{PreparedSpare, SparePreparation};
+pub use spare::{PreparedSpare, SPARE_SEGMENT_NAME, SparePreparation};
 pub use storage::{PendingSync, SnapshotInstalled, Storage};

@@ -35,7 +35,7 @@ use std::io;
 use crate::io::LogFile;
 
 /// The file name a spare segment is prepared under. Recovery removes it.
-pub(crate) const SPARE_SEGMENT_NAME: &str = "log-spare.seg.tmp";
+pub const SPARE_SEGMENT_NAME: &str = "log-spare.seg.tmp";
 
 /// Bytes of zeros written per call while filling a spare.
 const FILL_CHUNK_SIZE_BYTES: usize = 1 << 20;

@@ -9,9 +9,12 @@
 //!   reach the inner directory and then report failure — the record is durable, the engine is
 //!   told it may not be (what Linux can report after a writeback error on another page).
 //!
-//! Only file syncs (`sync_data`) are affected; everything else passes straight through. The
-//! black-box client tests include this file by path, so it names the traits through
-//! `allocdb_server`.
+//! Only file syncs (`sync_data`) are affected; everything else passes straight through, except
+//! that the directory refuses to create a spare segment (`SPARE_SEGMENT_NAME`): the engine then
+//! runs without spares, so every sync a test holds or fails is one of the log's own group
+//! commits, never the background fill of a spare (spares have their own tests in
+//! `allocdb-storage` and `allocdb-engine`). The black-box client tests include this file by
+//! path, so it names the traits through `allocdb_server`.
 
 #![allow(dead_code, reason = "each test file uses a different subset of the helpers")]
 
@@ -19,7 +22,7 @@ use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use allocdb_server::{LogDirectory, LogFile};
+use allocdb_server::{LogDirectory, LogFile, SPARE_SEGMENT_NAME};
 
 /// The shared fault switches of a [`FaultyDirectory`] and its files.
 #[derive(Debug, Default)]
@@ -124,6 +127,9 @@ impl<D: LogDirectory> LogDirectory for FaultyDirectory<D> {
     }
 
     fn create(&self, name: &str) -> io::Result<Self::File> {
+        if name == SPARE_SEGMENT_NAME {
+            return Err(io::Error::other("injected: this directory takes no spare segments"));
+        }
         Ok(FaultyFile { inner: self.inner.create(name)?, faults: Arc::clone(&self.faults) })
     }
 
