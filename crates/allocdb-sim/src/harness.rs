@@ -14,7 +14,7 @@ use allocdb_core::{Kernel, KernelConfig, LogPosition, Lsn, Slot};
 use allocdb_engine::{
     Clock, EngineConfig, EngineCore, Group, ManualClock, OpenError, WriteReply, WriteRequest,
 };
-use allocdb_storage::{RecoveryError, SimDirectory};
+use allocdb_storage::{RecoveryError, SimDirectory, SimFile, SparePreparation};
 
 use crate::checker::{Checker, GroupContext};
 use crate::request::SimRequest;
@@ -149,6 +149,9 @@ pub struct Harness {
     stats: RunStats,
     /// Whether a flipped bit was recovered from harmlessly and its damage may still be on disk.
     damage_tolerated: bool,
+    /// A spare segment handed out by the storage and not yet filled (the runner's spare
+    /// thread, played at random moments by the simulation).
+    spare: Option<SparePreparation<SimFile>>,
 }
 
 impl Harness {
@@ -171,9 +174,30 @@ impl Harness {
             step: 0,
             stats: RunStats::default(),
             damage_tolerated: false,
+            spare: None,
         };
         harness.check()?;
         Ok(harness)
+    }
+
+    /// Asks the storage for a spare segment, if none is out (`allocdb_storage`'s `spare`).
+    pub fn prepare_spare(&mut self) {
+        if self.spare.is_none() {
+            self.spare = self.core_mut().spare_preparation();
+            self.trace.add(TraceTag::Spare, u64::from(self.spare.is_some()));
+        }
+    }
+
+    /// Fills the spare segment that is out, if any, and hands it back: what the runner's
+    /// spare thread does, here at a step the simulation chose, so injected faults and crashes
+    /// can hit the fill too.
+    pub fn fill_spare(&mut self) {
+        if let Some(preparation) = self.spare.take() {
+            let prepared = preparation.fill();
+            self.core_mut().accept_spare(prepared);
+            self.stats.spares_filled += 1;
+            self.trace.add(TraceTag::Spare, 2);
+        }
     }
 
     /// Marks the start of step `step` (named in failures and folded into the trace).
@@ -545,6 +569,9 @@ impl Harness {
     fn stop(&mut self, keep_state: bool) -> BeforeCrash {
         let Some(core) = self.core.take() else { panic!("the harness always holds an engine between calls") };
         self.stats.snapshots_installed += core.counters().snapshots_installed;
+        self.stats.spare_segments_used += core.counters().spare_segments_used;
+        // The spare thread dies with the process; recovery removes what it left.
+        self.spare = None;
         let kernel = core.kernel();
         BeforeCrash {
             halted: core.halt_cause().is_some(),

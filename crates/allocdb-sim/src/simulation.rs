@@ -135,6 +135,7 @@ pub fn run(seed: u64, options: &RunOptions) -> Result<RunReport, RunFailure> {
         workload,
         fault_rng: root.fork(),
         time_rng: root.fork(),
+        spare_rng: root.fork(),
         halted_steps_left: None,
         notes: Vec::new(),
     };
@@ -167,6 +168,9 @@ struct Simulation {
     workload: Workload,
     fault_rng: Rng,
     time_rng: Rng,
+    /// When the spare thread's part is played (its own stream, so the other draws of a seed
+    /// stay as they were).
+    spare_rng: Rng,
     /// While the engine is halted: steps left before the restart.
     halted_steps_left: Option<u64>,
     notes: Vec<String>,
@@ -244,6 +248,7 @@ impl Simulation {
 
     /// Advances time, commits one group of random size, and hands replies to the clients.
     fn commit_step(&mut self) -> Result<(), SimFailure> {
+        self.tend_spare();
         self.advance_time();
         let size = self.time_rng.below(u64::from(self.config.workload.group_size_max) + 1) as usize;
         let slot = self.harness.current_slot();
@@ -254,6 +259,17 @@ impl Simulation {
         self.submit_split(&group, split)?;
         self.note_halt();
         Ok(())
+    }
+
+    /// Plays the runner's spare thread at random moments: asks the storage for a spare, and
+    /// fills it and hands it back some steps later, so rollovers and young segments meet a
+    /// spare that is ready, still filling, or absent, and faults and crashes hit its steps.
+    fn tend_spare(&mut self) {
+        match self.spare_rng.below(8) {
+            0 | 1 => self.harness.prepare_spare(),
+            2 => self.harness.fill_spare(),
+            _ => {}
+        }
     }
 
     fn submit(&mut self, group: &[(usize, SimRequest)]) -> Result<(), SimFailure> {

@@ -48,6 +48,10 @@ pub struct RunStats {
     pub capacity_changes_refused: u64,
     /// Wall-clock resets backwards.
     pub clock_steps_back: u64,
+    /// Spare segments filled and handed back to the storage.
+    pub spares_filled: u64,
+    /// Log segments that were spares (renamed in at a rollover, or moved onto while young).
+    pub spare_segments_used: u64,
 }
 
 impl fmt::Display for RunStats {
@@ -55,7 +59,8 @@ impl fmt::Display for RunStats {
         write!(
             formatter,
             "steps={} groups={} (pipelined pairs {}) requests={} restarts={} (torn {}, failed starts {}) torn_tails={} \
-             replayed={} snapshots={} faults: write={} sync={} halt={} engine_halts={} bit_flips={} (fail closed {}, newest dropped {}) recovery_faults={} capacity_changes={} (refused {}) clock_back={}",
+             replayed={} snapshots={} faults: write={} sync={} halt={} engine_halts={} bit_flips={} (fail closed {}, newest dropped {}) recovery_faults={} capacity_changes={} (refused {}) clock_back={} \
+             spares: filled={} used={}",
             self.steps,
             self.groups,
             self.pipelined_pairs,
@@ -77,6 +82,8 @@ impl fmt::Display for RunStats {
             self.capacity_changes,
             self.capacity_changes_refused,
             self.clock_steps_back,
+            self.spares_filled,
+            self.spare_segments_used,
         )
     }
 }

@@ -32,6 +32,8 @@ pub enum TraceTag {
     Snapshot = 8,
     /// A media fault (flipped bit).
     MediaFault = 9,
+    /// A spare segment asked for (value 1 if handed out, 0 if not) or filled (value 2).
+    Spare = 10,
 }
 
 /// A running fold of tagged values.

@@ -7,17 +7,20 @@ use allocdb_sim::{RunOptions, config_for_seed, run};
 
 fn run_seeds(seeds: std::ops::Range<u64>) {
     let mut steps = 0;
+    let mut spare_segments_used = 0;
     for seed in seeds {
         println!("ALLOCDB_SEED={seed}\n{}", config_for_seed(seed));
         match run(seed, &RunOptions::default()) {
             Ok(report) => {
                 println!("{report}");
                 steps += report.stats.steps;
+                spare_segments_used += report.stats.spare_segments_used;
             }
             Err(failure) => panic!("{failure}"),
         }
     }
     println!("{steps} simulated steps");
+    assert!(spare_segments_used > 0, "ten seeds should roll over onto (or move onto) a spare");
 }
 
 #[test]
