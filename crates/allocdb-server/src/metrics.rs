@@ -296,10 +296,8 @@ pub fn scan_data_dir(path: &Path) -> DiskFigures {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         // Segments, and the spare segment being prepared: both hold the log's disk space.
-        if name
-            .strip_prefix("log-")
-            .and_then(|rest| rest.strip_suffix(".seg").or(rest.strip_suffix(".seg.tmp")))
-            .is_some()
+        if name == allocdb_storage::SPARE_SEGMENT_NAME
+            || name.strip_prefix("log-").and_then(|rest| rest.strip_suffix(".seg")).is_some()
         {
             figures.wal_bytes += entry.metadata().map_or(0, |metadata| metadata.len());
         } else if let Some(digits) =

@@ -38,7 +38,9 @@ use crate::frame::{LogRecord, Lsn, Slot, encode_frame, frame_size_bytes};
 use crate::io::{LogDirectory, LogFile};
 use crate::names::{segment_name, snapshot_name, snapshot_temporary_name};
 use crate::snapshot_file::{SNAPSHOT_FILE_HEADER_SIZE_BYTES, encode_header};
-use crate::spare::{PreparedSpare, SPARE_SEGMENT_NAME, SparePreparation, SpareState};
+use crate::spare::{
+    PreparedSpare, SPARE_SEGMENT_NAME, SparePreparation, SpareState, copy_records, young_segment_limit_bytes,
+};
 
 /// A log segment still on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -442,20 +444,19 @@ impl<D: LogDirectory> Storage<D> {
                 active.write_offset += chunk.len() as u64;
             }
             if let Some(rollover) = rollover {
-                let spares_before = self.spares_used;
-                let (file, name) = self.next_segment(rollover.first_lsn)?;
-                let zero_filled = self.spares_used > spares_before;
-                self.segments.push_back(SegmentEntry { first_lsn: rollover.first_lsn, name: name.clone() });
-                self.active = ActiveSegment { file, name, write_offset: 0, zero_filled };
+                let next = self.next_segment(rollover.first_lsn)?;
+                self.segments
+                    .push_back(SegmentEntry { first_lsn: rollover.first_lsn, name: next.name.clone() });
+                self.active = next;
             }
             chunk_start = chunk_end;
         }
         Ok(())
     }
 
-    /// The segment starting at `first_lsn`: the ready spare renamed into place, else a new
-    /// file. Either way the name and the size are durable when it returns.
-    fn next_segment(&mut self, first_lsn: Lsn) -> Result<(D::File, String), IoFailure> {
+    /// The empty segment starting at `first_lsn`: the ready spare renamed into place, else a
+    /// new file. Either way the name and the size are durable when it returns.
+    fn next_segment(&mut self, first_lsn: Lsn) -> Result<ActiveSegment<D::File>, IoFailure> {
         match std::mem::replace(&mut self.spare, SpareState::Absent) {
             SpareState::Ready(file) => {
                 let name = segment_name(first_lsn);
@@ -464,14 +465,16 @@ impl<D: LogDirectory> Storage<D> {
                     .map_err(IoFailure::on(IoOperation::Rename, &name))?;
                 self.directory.sync().map_err(IoFailure::on(IoOperation::SyncDirectory, &name))?;
                 self.spares_used += 1;
-                Ok((file, name))
+                Ok(ActiveSegment { file, name, write_offset: 0, zero_filled: true })
             }
             state => {
                 // A spare still being filled is kept for the rollover after this one.
                 if matches!(state, SpareState::Preparing) {
                     self.spare = SpareState::Preparing;
                 }
-                create_segment(&self.directory, first_lsn, self.config.segment_size_bytes)
+                let (file, name) =
+                    create_segment(&self.directory, first_lsn, self.config.segment_size_bytes)?;
+                Ok(ActiveSegment { file, name, write_offset: 0, zero_filled: false })
             }
         }
     }
@@ -487,11 +490,13 @@ impl<D: LogDirectory> Storage<D> {
             || self.active.zero_filled
             || self.plan_size_bytes != self.config.segment_size_bytes
             || self.durable_lsn != self.written_lsn
-            || !matches!(self.spare, SpareState::Ready(_))
         {
             return Ok(());
         }
-        let SpareState::Ready(mut file) = std::mem::replace(&mut self.spare, SpareState::Absent) else {
+        let spare = std::mem::replace(&mut self.spare, SpareState::Absent);
+        let SpareState::Ready(mut file) = spare else {
+            // Not ready: keep what there was (absent, preparing or failed).
+            self.spare = spare;
             return Ok(());
         };
         if copy_records(&self.active.file, &mut file, self.active.write_offset).is_err() {
@@ -727,27 +732,6 @@ impl<D: LogDirectory> Storage<D> {
     pub fn config(&self) -> &StorageConfig {
         &self.config
     }
-}
-
-/// The most record bytes an active segment may hold and still move onto a spare: a quarter
-/// of the segment, at most 8 MiB (about 6 ms of copying and syncing, once per start).
-fn young_segment_limit_bytes(segment_size_bytes: u64) -> u64 {
-    (segment_size_bytes / 4).min(8 << 20)
-}
-
-/// Copies the first `length` bytes of `source` into `target` and makes them durable.
-fn copy_records<F: LogFile>(source: &F, target: &mut F, length: u64) -> io::Result<()> {
-    const CHUNK_SIZE_BYTES: u64 = 1 << 20;
-    let mut chunk = vec![0_u8; usize::try_from(length.min(CHUNK_SIZE_BYTES)).unwrap_or(0)];
-    let mut offset = 0;
-    while offset < length {
-        let size = usize::try_from((length - offset).min(CHUNK_SIZE_BYTES)).unwrap_or(0);
-        let part = &mut chunk[..size];
-        source.read_exact_at(offset, part)?;
-        target.write_all_at(offset, part)?;
-        offset += size as u64;
-    }
-    target.sync_data()
 }
 
 /// Creates, preallocates and durably names the segment starting at `first_lsn`.

@@ -103,6 +103,22 @@ fn a_young_segment_moves_onto_the_spare_with_its_records_and_a_grown_one_does_no
     assert!(storage.spare_ready(), "the spare waits for the rollover");
 }
 
+/// A spare still filling when a young segment is written to is kept: the write does not wait
+/// for it, and the segment moves at the first write after the spare comes back.
+#[test]
+fn a_young_segment_keeps_a_spare_still_filling_and_moves_onto_it_later() {
+    let directory = SimDirectory::new();
+    let mut storage = recover(&directory).storage;
+    let preparation = storage.spare_preparation().unwrap();
+    append_and_sync(&mut storage, 1..=1);
+    assert_eq!(storage.spares_used(), 0);
+    storage.accept_spare(preparation.fill());
+    assert!(storage.spare_ready(), "the preparation outlived the write");
+    append_and_sync(&mut storage, 2..=2);
+    assert_eq!(storage.spares_used(), 1);
+    assert_eq!(recover(&directory).records, records(1..=2));
+}
+
 /// A fill that fails removes the spare; no other is asked for until the next rollover, which
 /// creates its segment as if spares did not exist.
 #[test]
