@@ -12,8 +12,13 @@
 //!    plans it at once into group N+1 (retry checks, sequencing, encoding), up to
 //!    `batch_size_max` commands.
 //! 2. When the sync reports back, the engine settles group N, writes group N+1 and hands its
-//!    sync to the sync thread, then applies group N, answers its writes and runs the reads and
-//!    snapshots that arrived with it (so a read runs after every write queued before it).
+//!    sync to the sync thread, then applies group N, answers its writes and installs the
+//!    snapshots that arrived with it.
+//!
+//! Reads do not join a group: the engine runs each one as soon as it takes it from the queue,
+//! against the applied state. That state holds every acknowledged write (a write is answered
+//! only after its group is applied) and nothing that is not durable, so a read never waits for
+//! a sync it does not need; a `min_lsn` fence the state has not reached is refused at once.
 //!
 //! So the disk works while the processor applies and plans: group commit without a timer,
 //! and groups grow with the load. With nothing in flight the engine blocks for the first
@@ -200,8 +205,9 @@ impl Engine {
         }
     }
 
-    /// Runs `read` on the engine thread after the writes queued before it. Returns false (and
-    /// drops `read`) if the queue is full or the engine stopped.
+    /// Runs `read` on the engine thread against the applied state, as soon as the engine takes
+    /// it from the queue (it holds every acknowledged write). Returns false (and drops `read`)
+    /// if the queue is full or the engine stopped.
     pub fn read(&self, read: ReadCallback) -> bool {
         self.sender.try_send(Message::Read(read)).is_ok()
     }
@@ -304,7 +310,6 @@ struct Batch<F> {
     /// Each write message's request count and callback, in order.
     callbacks: Vec<(usize, WriteCallback)>,
     replies: Vec<WriteReply>,
-    reads: Vec<ReadCallback>,
     snapshots: Vec<SnapshotCallback>,
 }
 
@@ -317,13 +322,12 @@ impl<F: allocdb_storage::LogFile> Batch<F> {
             requests: Vec::with_capacity(records),
             callbacks: Vec::new(),
             replies: Vec::with_capacity(records),
-            reads: Vec::new(),
             snapshots: Vec::new(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        !self.begun && self.reads.is_empty() && self.snapshots.is_empty()
+        !self.begun && self.snapshots.is_empty()
     }
 }
 
@@ -479,7 +483,9 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
                 self.begin_next();
                 self.plan_write(PartialWrite { requests, reply, planned: 0 });
             }
-            Message::Read(read) => self.next.reads.push(read),
+            // Served at once against the applied state: it holds every acknowledged write
+            // (answers go out only after their group is applied), and it is durable.
+            Message::Read(read) => read(self.core.kernel(), self.core.halt_cause().is_some()),
             Message::Snapshot(done) => self.next.snapshots.push(done),
             Message::Shutdown => self.shutting_down = true,
             Message::SyncDone => {}
@@ -589,9 +595,6 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
             done(self.core.snapshot_now());
         }
         let halted = self.core.halt_cause().is_some();
-        for read in batch.reads.drain(..) {
-            read(self.core.kernel(), halted);
-        }
         if let Some(observer) = self.observer
             && batch.begun
         {

@@ -1,6 +1,6 @@
 //! The threaded engine on a real directory: replies arrive through callbacks, a full queue is
 //! rejected `overloaded` at once (definite), oversized batches are rejected `too_large`, reads
-//! see every write queued before them, and shutdown leaves everything acknowledged durable.
+//! see every acknowledged write, and shutdown leaves everything acknowledged durable.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
 
 use std::sync::mpsc;
@@ -107,8 +107,19 @@ fn batches_larger_than_one_group_are_rejected_too_large() {
     assert!(replies.iter().all(|reply| *reply == WriteReply::Rejected(RejectionCode::TooLarge)));
 }
 
+/// The lsn a one-request submission committed at.
+fn applied_lsn_of(replies: &[WriteReply]) -> u64 {
+    match replies {
+        [WriteReply::Committed(outcome)] => outcome.applied_lsn,
+        other => panic!("expected one committed reply, got {other:?}"),
+    }
+}
+
+/// A read never shows less than what was acknowledged before it was submitted, and never a
+/// write that is not yet acknowledged-able (applied, hence durable): its applied lsn lies
+/// between the lsns acknowledged before and the lsns logged so far.
 #[test]
-fn a_read_sees_every_write_submitted_before_it() {
+fn a_read_sees_every_acknowledged_write_and_only_applied_ones() {
     let directory = tempfile::tempdir().unwrap();
     let engine = start(directory.path(), 4_096);
     let (done_sender, done_receiver) = mpsc::channel();
@@ -116,12 +127,28 @@ fn a_read_sees_every_write_submitted_before_it() {
         let done_sender = done_sender.clone();
         engine.submit(vec![create(id)], Box::new(move |replies| done_sender.send(replies).unwrap()));
     }
-    let (sender, receiver) = mpsc::channel();
-    assert!(engine.read(Box::new(move |kernel, _| sender.send(kernel.usage().resources.used).unwrap())));
-    assert_eq!(receiver.recv_timeout(REPLY_DEADLINE).unwrap(), 50);
-    for _ in 1..=50 {
-        done_receiver.recv_timeout(REPLY_DEADLINE).unwrap();
+    let mut acknowledged_lsn = 0;
+    for _ in 1..=25 {
+        let replies = done_receiver.recv_timeout(REPLY_DEADLINE).unwrap();
+        acknowledged_lsn = acknowledged_lsn.max(applied_lsn_of(&replies));
     }
+    let (sender, receiver) = mpsc::channel();
+    assert!(engine.read(Box::new(move |kernel, _| {
+        sender.send((kernel.last_applied_lsn(), kernel.usage().resources.used)).unwrap();
+    })));
+    let (applied_lsn, resources) = receiver.recv_timeout(REPLY_DEADLINE).unwrap();
+    let mut last_lsn = acknowledged_lsn;
+    for _ in 26..=50 {
+        let replies = done_receiver.recv_timeout(REPLY_DEADLINE).unwrap();
+        last_lsn = last_lsn.max(applied_lsn_of(&replies));
+    }
+    assert!(
+        acknowledged_lsn <= applied_lsn && applied_lsn <= last_lsn,
+        "{acknowledged_lsn} {applied_lsn} {last_lsn}"
+    );
+    // Each create logs one record after the configuration record: the state matches its lsn.
+    assert_eq!(resources, applied_lsn - 1);
+    assert!(resources >= 25);
 }
 
 /// Writers on several threads keep one submission each in flight, so groups overlap in the

@@ -5,8 +5,9 @@
 //! semantics. Writes wait for the engine's callback at most `commit_timeout_ms`; a write still
 //! unanswered then is reported `commit_timeout`, indefinite — it may yet commit, and the client
 //! resolves it by retrying the same operation id. Reads carry an optional `min_lsn` fence and
-//! are served on the engine thread after every write queued before them, so a fence at the lsn a
-//! write returned always holds for a later read on the same node.
+//! are served on the engine thread at once, against the applied state, without waiting for a
+//! group in flight. A write is answered only after it is applied, so a fence at the lsn a write
+//! returned always holds for a later read on the same node.
 //!
 //! The storage seam: [`Node::open_with`] keeps the log and snapshots in the data directory on
 //! the file system (`FsDirectory`), as `allocdb serve` does; [`Node::open_over`] takes any

@@ -77,17 +77,20 @@ fn write_outlasting_the_commit_timeout_is_504_and_its_retry_returns_the_single_c
     // The 504 came while the write's sync was still held: its outcome really was open.
     faults.wait_for_held_sync(HELD_SYNC_TIMEOUT);
     drop(hold);
-    // A read runs after the group it arrives with is applied, so after the write's group: a
-    // barrier, not a wait. (A retry racing its original's sync would be logged a second time
-    // and answered from the operation table when applied; `docs/engine.md`, the pipeline.)
-    resource(&server, "1", 0);
+    // Groups are applied in log order, so a write submitted now is answered only after the
+    // held write's group is applied: a barrier, not a wait. (A read is no barrier: it is served
+    // at once from the applied state. A retry racing its original's sync would be logged a
+    // second time and answered from the operation table when applied; `docs/engine.md`.)
+    server.create(&[2]);
+    let logged_lsn = server.applied_lsn();
 
     let retried = assert_committed(&reserve(&server, "1", "7", "501"), 200, "ok");
     assert_eq!(retried["from_retry_cache"], true, "{retried}");
     assert_eq!(retried["operation_id"], "501", "{retried}");
     let lease_id = retried["lease_id"].as_str().unwrap().to_owned();
     let applied_lsn = retried["applied_lsn"].as_u64().unwrap();
-    assert_eq!(server.applied_lsn(), applied_lsn, "the retry logged nothing");
+    assert!(applied_lsn < logged_lsn, "the original committed before the barrier: {retried}");
+    assert_eq!(server.applied_lsn(), logged_lsn, "the retry logged nothing");
 
     let again = assert_committed(&reserve(&server, "1", "7", "501"), 200, "ok");
     assert_eq!((&again["lease_id"], &again["applied_lsn"]), (&json!(lease_id), &json!(applied_lsn)));

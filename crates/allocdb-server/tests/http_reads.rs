@@ -1,4 +1,5 @@
-//! The read routes over HTTP: found, not found, retired, and the `min_lsn` fence.
+//! The read routes over HTTP: found, not found, retired, the `min_lsn` fence, and reads served
+//! at once from the applied state while a write's group is still syncing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
 
@@ -6,7 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use allocdb_storage::SimDirectory;
 use serde_json::json;
+use support::faulty_directory::FaultyDirectory;
 use support::{TestServer, assert_committed, assert_rejected};
 
 #[test]
@@ -96,4 +99,38 @@ fn terminal_lease_past_its_history_window_is_retired() {
     let read = server.get(&format!("/v1/leases/{lease_id}"));
     assert_eq!(read.status, 410);
     assert_eq!(read.json()["error"], "lease_retired");
+}
+
+/// A read does not wait for the group in flight: while a reserve's log sync is held, reads of
+/// its resource are answered at once from the applied state (still `available`, served at the
+/// lsn before the reserve), and a fence at the next lsn is refused `fence_not_applied` at once.
+/// Once the disk answers, the reserve is acknowledged and a read fenced at its lsn shows it.
+#[test]
+fn reads_are_served_from_the_applied_state_while_a_write_is_syncing() {
+    let (storage, faults) = FaultyDirectory::new(SimDirectory::new());
+    let server = TestServer::start_over(tempfile::tempdir().unwrap(), storage, |_| {});
+    server.create(&[1]);
+    let before = server.applied_lsn();
+    let hold = faults.hold_syncs();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            server.post("/v1/leases", &json!({"resource_ids": ["1"], "holder_id": "7", "ttl_ms": 60_000}))
+        });
+        faults.wait_for_held_sync(Duration::from_secs(30));
+
+        let read = server.get("/v1/resources/1");
+        assert_eq!(read.status, 200, "{}", read.text());
+        let body = read.json();
+        assert_eq!((&body["state"], &body["served_lsn"]), (&json!("available"), &json!(before)), "{body}");
+        let fenced = server.get(&format!("/v1/resources/1?min_lsn={}", before + 1));
+        let refused = assert_rejected(&fenced, 503, "definite", "fence_not_applied");
+        assert_eq!(refused["applied_lsn"], before, "{refused}");
+
+        drop(hold);
+        let reserved = assert_committed(&writer.join().unwrap(), 200, "ok");
+        let lsn = reserved["applied_lsn"].as_u64().unwrap();
+        assert!(lsn > before, "{reserved}");
+        let body = server.get(&format!("/v1/resources/1?min_lsn={lsn}")).json();
+        assert_eq!((&body["state"], &body["current_lease_id"]), (&json!("reserved"), &reserved["lease_id"]));
+    });
 }

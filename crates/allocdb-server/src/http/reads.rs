@@ -1,8 +1,9 @@
 //! The read routes: `GET /v1/resources/{id}` and `GET /v1/leases/{id}`, with `?min_lsn=N`.
 //!
-//! A read is served on the engine thread after every write queued before it, and only once the
-//! node has applied `min_lsn`; otherwise it is refused `fence_not_applied` (503, Retry-After)
-//! and never answered from older state. Found → 200 with `served_lsn`; not found → 404;
+//! A read is served on the engine thread as soon as the engine takes it, against the applied
+//! state (every acknowledged write, nothing that is not durable), and only if that state has
+//! reached `min_lsn`; otherwise it is refused `fence_not_applied` (503, Retry-After) and never
+//! answered from older state. Found → 200 with `served_lsn`; not found → 404;
 //! retired lease → 410 (both with `served_lsn`, since absence is also a fact as of an lsn).
 
 use allocdb_core::{LeaseId, ResourceId, ResourceView};
