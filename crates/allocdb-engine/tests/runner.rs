@@ -115,9 +115,9 @@ fn applied_lsn_of(replies: &[WriteReply]) -> u64 {
     }
 }
 
-/// A read never shows less than what was acknowledged before it was submitted, and never a
-/// write that is not yet acknowledged-able (applied, hence durable): its applied lsn lies
-/// between the lsns acknowledged before and the lsns logged so far.
+/// A read shows at least every write acknowledged before it was submitted, and only applied
+/// (hence durable) state: its lsn lies between the highest lsn acknowledged before the read
+/// and the highest lsn the submissions were logged at, and the state matches that lsn.
 #[test]
 fn a_read_sees_every_acknowledged_write_and_only_applied_ones() {
     let directory = tempfile::tempdir().unwrap();
