@@ -553,8 +553,8 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
         }
     }
 
-    /// Applies a settled group, answers its writes, runs its snapshots and reads, and keeps
-    /// the batch for reuse.
+    /// Applies a settled group, answers its writes, installs its snapshots, and keeps the
+    /// batch for reuse. (Reads never wait here: `add` runs them as they arrive.)
     fn finish(&mut self, mut batch: Batch<D::File>) {
         let status = self.status;
         let mut callbacks = batch.callbacks.drain(..).peekable();

@@ -94,6 +94,10 @@ mod tests {
         assert_eq!(parse(&snapshot_name(u64::MAX)), Ok(FileKind::Snapshot { lsn: u64::MAX }));
         assert_eq!(parse(&snapshot_temporary_name(3)), Ok(FileKind::SnapshotTemporary));
         assert_eq!(parse(crate::spare::SPARE_SEGMENT_NAME), Ok(FileKind::SpareSegment));
+        // The spare's name is on disk: after a rename, a spare left by an older version would
+        // read as a foreign file that recovery never removes (a segment's worth of space), so
+        // the name is pinned.
+        assert_eq!(crate::spare::SPARE_SEGMENT_NAME, "log-spare.seg.tmp");
     }
 
     #[test]

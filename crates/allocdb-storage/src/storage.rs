@@ -460,11 +460,7 @@ impl<D: LogDirectory> Storage<D> {
         match std::mem::replace(&mut self.spare, SpareState::Absent) {
             SpareState::Ready(file) => {
                 let name = segment_name(first_lsn);
-                self.directory
-                    .rename(SPARE_SEGMENT_NAME, &name)
-                    .map_err(IoFailure::on(IoOperation::Rename, &name))?;
-                self.directory.sync().map_err(IoFailure::on(IoOperation::SyncDirectory, &name))?;
-                self.spares_used += 1;
+                self.install_spare_as(&name)?;
                 Ok(ActiveSegment { file, name, write_offset: 0, zero_filled: true })
             }
             state => {
@@ -505,15 +501,20 @@ impl<D: LogDirectory> Storage<D> {
             return Ok(());
         }
         let name = self.active.name.clone();
-        self.directory
-            .rename(SPARE_SEGMENT_NAME, &name)
-            .map_err(IoFailure::on(IoOperation::Rename, &name))?;
-        self.directory.sync().map_err(IoFailure::on(IoOperation::SyncDirectory, &name))?;
+        self.install_spare_as(&name)?;
         self.active.file = file;
         self.active.zero_filled = true;
         // The kept second handle belongs to the replaced file: a sync through it would not
         // cover writes to the new one.
         self.spare_sync_file = None;
+        Ok(())
+    }
+
+    /// Renames the ready spare's file to the segment name `name` and syncs the directory, so
+    /// the name is durable on return; counts the spare as used.
+    fn install_spare_as(&mut self, name: &str) -> Result<(), IoFailure> {
+        self.directory.rename(SPARE_SEGMENT_NAME, name).map_err(IoFailure::on(IoOperation::Rename, name))?;
+        self.directory.sync().map_err(IoFailure::on(IoOperation::SyncDirectory, name))?;
         self.spares_used += 1;
         Ok(())
     }

@@ -128,8 +128,7 @@ pub fn snapshot_payload(lsn: Lsn) -> Vec<u8> {
     format!("kernel state after lsn {lsn}").into_bytes()
 }
 
-/// The name a spare segment is prepared under (see the storage's `spare` module).
-pub const SPARE_SEGMENT_NAME: &str = "log-spare.seg.tmp";
+pub use allocdb_storage::SPARE_SEGMENT_NAME;
 
 /// Durable segment names, sorted.
 pub fn segment_names(directory: &SimDirectory) -> Vec<String> {
