@@ -411,14 +411,15 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         requests: &[R],
         replies: &mut [WriteReply],
     ) {
-        self.apply_group_answering(group, requests, replies, |_, _| {});
+        self.apply_group_answering(group, requests, replies, |_, _, _| {});
     }
 
-    /// [`EngineCore::apply_group`], calling `answered(count, replies)` each time a logged
-    /// request is applied: the first `count` replies are then final (requests are logged in
-    /// planning order, and a request answered at planning time was final already), so the
-    /// caller can answer them while the rest of the group is applied. A failed group calls it
-    /// not at all; its replies are final on return, like every reply.
+    /// [`EngineCore::apply_group`], calling `answered(count, replies, kernel)` each time a
+    /// logged request is applied: the first `count` replies are then final (requests are logged
+    /// in planning order, and a request answered at planning time was final already), so the
+    /// caller can answer them while the rest of the group is applied; `kernel` is the state
+    /// with that request applied (to publish before answering). A failed group calls it not at
+    /// all; its replies are final on return, like every reply.
     ///
     /// # Panics
     /// See [`EngineCore::apply_group`].
@@ -427,7 +428,7 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         group: &mut Group<D::File>,
         requests: &[R],
         replies: &mut [WriteReply],
-        answered: impl FnMut(usize, &[WriteReply]),
+        answered: impl FnMut(usize, &[WriteReply], &Kernel),
     ) {
         assert_eq!(replies.len(), group.request_count, "one reply per planned request");
         if group.records.is_empty() {
@@ -569,7 +570,7 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
         group: &Group<D::File>,
         requests: &[R],
         replies: &mut [WriteReply],
-        mut answered: impl FnMut(usize, &[WriteReply]),
+        mut answered: impl FnMut(usize, &[WriteReply], &Kernel),
     ) {
         let submission_of = |planned: &Planned| match *planned {
             Planned::Request { index } => requests[index].borrow().as_submission(),
@@ -597,7 +598,7 @@ impl<D: LogDirectory, C: Clock> EngineCore<D, C> {
                     let outcome = self.kernel.apply(position, &requests[index].borrow().as_submission());
                     replies[index] = WriteReply::Committed(outcome);
                     self.counters.writes_committed += 1;
-                    answered(index + 1, replies);
+                    answered(index + 1, replies, &self.kernel);
                 }
                 Planned::Expire { due } => {
                     let command =

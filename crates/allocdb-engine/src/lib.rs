@@ -35,4 +35,6 @@ pub use request::{
     LeaseRead, LeaseSnapshot, OwnedCommand, ReadReply, RejectionCategory, RejectionCode, WriteReply,
     WriteRequest,
 };
-pub use runner::{Engine, EngineStatus, GroupObserver, GroupReport, ReadCallback, WriteCallback};
+pub use runner::{
+    Engine, EngineStatus, GroupObserver, GroupReport, PublishedState, ReadCallback, WriteCallback,
+};

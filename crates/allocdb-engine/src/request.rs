@@ -197,6 +197,10 @@ pub enum ReadReply<T> {
     Halted,
     /// The engine's queue is full or it is shutting down; retry later.
     Unavailable,
+    /// The engine thread did not serve the read within the node's commit timeout (it waits
+    /// for a sync when the next group is full, so a stalled disk stalls reads too); retry
+    /// later.
+    TimedOut,
 }
 
 /// An owned copy of a lease read, so it can cross threads.

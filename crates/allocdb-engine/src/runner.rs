@@ -33,7 +33,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendErr
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use allocdb_core::Kernel;
+use allocdb_core::{Kernel, KernelUsage, Lsn, Slot};
 use allocdb_storage::{LogDirectory, PendingSync, PreparedSpare, SparePreparation};
 
 use crate::clock::Clock;
@@ -79,12 +79,28 @@ enum Message {
     SyncDone,
 }
 
+/// What the engine last published: the state as of the last write it answered (or as
+/// recovered, before the first), so status pages and metrics never wait for the engine
+/// thread, which may be busy or stalled behind a slow disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedState {
+    /// Last applied lsn: never below an acknowledged write's lsn.
+    pub applied_lsn: Lsn,
+    /// The kernel's last request slot.
+    pub last_request_slot: Slot,
+    /// Table usage, including every acknowledged write.
+    pub usage: KernelUsage,
+    /// The core's counters as of the last finished group (they may lag the answers by part
+    /// of a group).
+    pub counters: EngineCounters,
+}
+
 /// Live figures shared with other threads (status pages, metrics).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EngineStatus {
     /// Commands waiting in the queue.
     pub queued_commands: AtomicU64,
-    /// Last applied lsn.
+    /// Last applied lsn (the same as [`PublishedState::applied_lsn`], without the lock).
     pub applied_lsn: AtomicU64,
     /// Whether the engine halted after a storage failure.
     pub halted: AtomicBool,
@@ -93,13 +109,51 @@ pub struct EngineStatus {
     /// Total nanoseconds of all groups. Groups overlap in the pipeline, so this grows faster
     /// than wall time under load (by the mean number of groups in flight).
     pub group_nanos_total: AtomicU64,
-    counters: std::sync::Mutex<EngineCounters>,
+    published: std::sync::Mutex<PublishedState>,
 }
 
 impl EngineStatus {
+    fn new<D: LogDirectory, C: Clock>(core: &EngineCore<D, C>) -> EngineStatus {
+        let kernel = core.kernel();
+        EngineStatus {
+            queued_commands: AtomicU64::new(0),
+            applied_lsn: AtomicU64::new(kernel.last_applied_lsn()),
+            halted: AtomicBool::new(false),
+            last_group_nanos: AtomicU64::new(0),
+            group_nanos_total: AtomicU64::new(0),
+            published: std::sync::Mutex::new(PublishedState {
+                applied_lsn: kernel.last_applied_lsn(),
+                last_request_slot: kernel.last_request_slot(),
+                usage: kernel.usage(),
+                counters: core.counters(),
+            }),
+        }
+    }
+
+    /// What the engine last published; never waits for the engine thread (the lock guards a
+    /// copy, replaced a few times per group).
+    pub fn published(&self) -> PublishedState {
+        self.published.lock().map_or_else(|poisoned| *poisoned.into_inner(), |published| *published)
+    }
+
     /// The core's counters after the last group.
     pub fn counters(&self) -> EngineCounters {
-        self.counters.lock().map_or_else(|poisoned| *poisoned.into_inner(), |counters| *counters)
+        self.published().counters
+    }
+
+    fn update(&self, change: impl FnOnce(&mut PublishedState)) {
+        let mut published = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(&mut published);
+        self.applied_lsn.store(published.applied_lsn, Ordering::Release);
+    }
+
+    /// Publishes the state's lsn, slot and usage; called before answers go out.
+    fn publish_state(&self, kernel: &Kernel) {
+        self.update(|published| {
+            published.applied_lsn = kernel.last_applied_lsn();
+            published.last_request_slot = kernel.last_request_slot();
+            published.usage = kernel.usage();
+        });
     }
 }
 
@@ -143,8 +197,7 @@ impl Engine {
         // Messages are bounded by the command count below; the channel bound only needs to be
         // at least the number of messages that can carry one command each.
         let (sender, receiver) = std::sync::mpsc::sync_channel(config.submission_queue_capacity as usize);
-        let status = Arc::new(EngineStatus::default());
-        status.applied_lsn.store(core.kernel().last_applied_lsn(), Ordering::Release);
+        let status = Arc::new(EngineStatus::new(&core));
         let (sync_jobs, jobs) = std::sync::mpsc::channel::<PendingSync<D::File>>();
         let (synced, sync_results) = std::sync::mpsc::channel();
         let wake = sender.clone();
@@ -561,7 +614,12 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
         let mut offset = 0;
         // Answers each write message as soon as its last request is applied, so the network
         // threads send the first answers while the engine still applies the rest of the group.
-        let mut answer_through = |applied: usize, replies: &[WriteReply]| {
+        let mut answer_through = |applied: usize, replies: &[WriteReply], kernel: &Kernel| {
+            // Published before the answers go out, so a status read never shows less than an
+            // acknowledged write.
+            if callbacks.peek().is_some_and(|&(count, _)| offset + count <= applied) {
+                status.publish_state(kernel);
+            }
             while let Some(&(count, _)) = callbacks.peek()
                 && offset + count <= applied
                 && let Some((_, reply)) = callbacks.next()
@@ -584,12 +642,10 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
             status.last_group_nanos.store(elapsed, Ordering::Release);
             status.group_nanos_total.fetch_add(elapsed, Ordering::AcqRel);
         }
-        status.applied_lsn.store(self.core.kernel().last_applied_lsn(), Ordering::Release);
+        status.publish_state(self.core.kernel());
+        status.update(|published| published.counters = self.core.counters());
         status.halted.store(self.core.halt_cause().is_some(), Ordering::Release);
-        if let Ok(mut counters) = status.counters.lock() {
-            *counters = self.core.counters();
-        }
-        answer_through(usize::MAX, &batch.replies);
+        answer_through(usize::MAX, &batch.replies, self.core.kernel());
         drop(callbacks);
         for done in batch.snapshots.drain(..) {
             done(self.core.snapshot_now());

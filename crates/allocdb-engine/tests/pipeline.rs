@@ -220,11 +220,15 @@ fn a_group_is_answered_in_growing_prefixes_that_are_already_final() {
     core.write_group(&mut group);
     core.settle_group(&mut group);
     let mut answered = Vec::new();
-    core.apply_group_answering(&mut group, &requests, &mut replies, |count, replies| {
+    let mut lsns = Vec::new();
+    core.apply_group_answering(&mut group, &requests, &mut replies, |count, replies, kernel| {
         answered.push(replies[..count].to_vec());
+        lsns.push(kernel.last_applied_lsn());
     });
     let counts: Vec<usize> = answered.iter().map(Vec::len).collect();
     assert_eq!(counts, [1, 3, 4], "one call per logged request, after it is applied");
+    let logged: Vec<u64> = [0, 2, 3].iter().map(|&index| committed(replies[index]).applied_lsn).collect();
+    assert_eq!(lsns, logged, "each call shows the state with its own request applied last");
     for prefix in &answered {
         assert_eq!(prefix[..], replies[..prefix.len()], "an answered prefix never changes");
     }

@@ -7,13 +7,14 @@
 //! - The engine's group observer, on the engine thread, feeds `allocdb_fsync_latency_seconds`
 //!   and `allocdb_group_commit_batch_size` (records per group). It only touches histograms'
 //!   atomics, so it costs the engine thread nanoseconds.
-//! - Gauges are refreshed at scrape time from [`NodeStatus`] (read on the engine thread, so a
-//!   scrape sees one consistent state) and from a listing of the data directory: the WAL size
+//! - Gauges are refreshed at scrape time from [`NodeStatus`] (what the engine published after
+//!   its last group: one consistent state, read without waiting for the engine thread, so a
+//!   scrape answers at once even while a slow disk holds the engine up) and from a listing of
+//!   the data directory: the WAL size
 //!   is the disk space of the `log-*.seg` files (segments are preallocated, so it grows a
 //!   segment at a time; `allocdb_wal_appended_bytes` counts the record bytes this process
 //!   appended) and the snapshot lsn is the newest `snapshot-*.snap` name (docs/storage.md).
-//!   A halted engine serves no status; its table gauges then keep their last values and
-//!   `allocdb_engine_halted` reads 1.
+//!   A halted engine keeps publishing its last state, and `allocdb_engine_halted` reads 1.
 //!
 //! Names are the contract of interfaces.md §5; labels take values from fixed sets (command
 //! names, result and rejection codes, table names), so the label space is bounded.
@@ -246,14 +247,10 @@ impl Metrics {
         self.snapshot_lsn.set(report.snapshot_lsn.unwrap_or(0));
     }
 
-    /// Refreshes the gauges from a status read (`None`: the engine is halted and served none).
-    pub fn refresh(&self, status: Option<&NodeStatus>, disk: DiskFigures) {
+    /// Refreshes the gauges from the node's status and the data directory's listing.
+    pub fn refresh(&self, status: &NodeStatus, disk: DiskFigures) {
         self.wal_bytes.set(disk.wal_bytes);
         self.snapshot_lsn.set(disk.snapshot_lsn);
-        let Some(status) = status else {
-            self.engine_halted.set(1);
-            return;
-        };
         self.engine_halted.set(u64::from(status.halted));
         self.applied_lsn.set(status.applied_lsn);
         self.submission_queue_depth.set(status.queued_commands);
@@ -321,9 +318,10 @@ fn to_f64(value: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use allocdb_engine::GroupReport;
+    use allocdb_core::{KernelUsage, TableUsage};
+    use allocdb_engine::{EngineCounters, GroupReport};
 
-    use super::{DiskFigures, Metrics, scan_data_dir};
+    use super::{DiskFigures, Metrics, NodeStatus, scan_data_dir};
 
     #[test]
     fn every_single_node_name_is_exposed() {
@@ -337,21 +335,38 @@ mod tests {
             group_nanos: 9,
         });
         metrics.observe_commit_latency(0.001);
-        metrics.refresh(None, DiskFigures { wal_bytes: 10, snapshot_lsn: 4 });
+        let table = |used| TableUsage { used, capacity: 64 };
+        let halted = NodeStatus {
+            applied_lsn: 7,
+            last_request_slot: 3,
+            current_slot: 5,
+            usage: KernelUsage {
+                resources: table(1),
+                leases: table(2),
+                lease_members: table(3),
+                operations: table(4),
+                expirations: table(5),
+            },
+            halted: true,
+            queued_commands: 6,
+            counters: EngineCounters::default(),
+        };
+        metrics.refresh(&halted, DiskFigures { wal_bytes: 10, snapshot_lsn: 4 });
         let text = metrics.encode();
         for name in [
             "allocdb_commands_total{command=\"reserve\",result=\"ok\"} 1",
             "allocdb_rejections_total{category=\"definite\",error=\"overloaded\"} 1",
-            "allocdb_applied_lsn ",
+            "allocdb_applied_lsn 7",
             "allocdb_commit_latency_seconds_bucket",
             "allocdb_fsync_latency_seconds_count 1",
             "allocdb_group_commit_batch_size_sum 3",
-            "allocdb_submission_queue_depth ",
+            "allocdb_submission_queue_depth 6",
             "allocdb_expiration_backlog ",
-            "allocdb_logical_slot_lag ",
+            "allocdb_logical_slot_lag 2",
             "allocdb_wal_bytes 10",
             "allocdb_snapshot_lsn 4",
             "allocdb_recovery_replayed_entries ",
+            "allocdb_table_used{table=\"operations\"} 4",
             "allocdb_engine_halted 1",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");

@@ -246,27 +246,21 @@ impl Node {
         self.read(min_lsn, move |kernel| LeaseRead::from_lookup(&kernel.lease(lease_id))).await
     }
 
-    /// The node's status, read on the engine thread.
-    pub async fn status(&self) -> Option<NodeStatus> {
-        let status = Arc::clone(self.engine.status());
-        let slot_ms = self.engine_config.slot_duration_ms;
-        let reply = self
-            .read(0, move |kernel| {
-                let now_ms = allocdb_engine::Clock::now_ms(&SystemClock);
-                NodeStatus {
-                    applied_lsn: kernel.last_applied_lsn(),
-                    last_request_slot: kernel.last_request_slot(),
-                    current_slot: (now_ms / slot_ms).max(kernel.last_request_slot()),
-                    usage: kernel.usage(),
-                    halted: false,
-                    queued_commands: status.queued_commands.load(Ordering::Acquire),
-                    counters: status.counters(),
-                }
-            })
-            .await;
-        match reply {
-            ReadReply::Served { value, .. } => Some(value),
-            _ => None,
+    /// The node's status as of the last group the engine finished, with the live halt flag
+    /// and queue depth. Never waits for the engine thread, so it answers at once even while a
+    /// slow disk holds the engine up.
+    pub fn status(&self) -> NodeStatus {
+        let engine = self.engine.status();
+        let published = engine.published();
+        let now_ms = allocdb_engine::Clock::now_ms(&SystemClock);
+        NodeStatus {
+            applied_lsn: published.applied_lsn,
+            last_request_slot: published.last_request_slot,
+            current_slot: (now_ms / self.engine_config.slot_duration_ms).max(published.last_request_slot),
+            usage: published.usage,
+            halted: engine.halted.load(Ordering::Acquire),
+            queued_commands: engine.queued_commands.load(Ordering::Acquire),
+            counters: published.counters,
         }
     }
 
@@ -291,7 +285,8 @@ impl Node {
         }
         match tokio::time::timeout(self.commit_timeout, receiver).await {
             Ok(Ok(reply)) => reply,
-            _ => ReadReply::Unavailable,
+            Ok(Err(_)) => ReadReply::Unavailable,
+            Err(_) => ReadReply::TimedOut,
         }
     }
 

@@ -134,3 +134,64 @@ fn reads_are_served_from_the_applied_state_while_a_write_is_syncing() {
         assert_eq!((&body["state"], &body["current_lease_id"]), (&json!("reserved"), &reserved["lease_id"]));
     });
 }
+
+/// While the disk holds a sync and the next group is full, the engine waits for that sync and
+/// takes nothing more from its queue. Status and metrics still answer at once, from the state
+/// the engine published after its last group: healthy (a slow disk is not a halt), with the
+/// queued commands counted. A read the engine cannot serve within `commit_timeout_ms` is
+/// refused 503 `overloaded` with a message naming that timeout, not a full queue. Once the
+/// disk answers, everything queued commits.
+#[test]
+fn a_stalled_disk_leaves_status_and_metrics_answering_and_names_the_read_timeout() {
+    const COMMIT_TIMEOUT_MS: u64 = 300;
+    let (storage, faults) = FaultyDirectory::new(SimDirectory::new());
+    let server = TestServer::start_over(tempfile::tempdir().unwrap(), storage, |config| {
+        config.network.commit_timeout_ms = COMMIT_TIMEOUT_MS;
+        config.limits.batch_size_max = 2;
+    });
+    server.create(&[1, 2, 3]);
+    let before = server.applied_lsn();
+    let reserve =
+        |id: &str| json!({"op": "reserve", "resource_ids": [id], "holder_id": "7", "ttl_ms": 60_000});
+    let commands = json!({"commands": [reserve("2"), reserve("3")]});
+    let hold = faults.hold_syncs();
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| {
+            server.post("/v1/leases", &json!({"resource_ids": ["1"], "holder_id": "7", "ttl_ms": 60_000}))
+        });
+        faults.wait_for_held_sync(Duration::from_secs(30));
+        // Two commands fill the next group (batch_size_max = 2): the engine now waits for the
+        // held sync before it takes anything else.
+        let batch = scope.spawn(|| server.post("/v1/batch", &commands));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            let status = server.get("/v1/status").json();
+            if status["queued_commands"] == 3 {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the three commands never queued: {status}");
+            std::thread::yield_now();
+        };
+        assert_eq!((&status["health"], &status["applied_lsn"]), (&json!("ok"), &json!(before)), "{status}");
+        let metrics = server.get("/metrics").text();
+        for line in ["allocdb_engine_halted 0", "allocdb_submission_queue_depth 3"] {
+            assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+        }
+
+        let read = server.get("/v1/resources/1");
+        let refused = assert_rejected(&read, 503, "definite", "overloaded");
+        let message = refused["message"].as_str().unwrap();
+        assert!(message.contains(&format!("commit_timeout_ms ({COMMIT_TIMEOUT_MS} ms)")), "{refused}");
+
+        drop(hold);
+        // Both writes outlasted the commit timeout while the sync was held (504, indefinite).
+        assert_eq!(first.join().unwrap().status, 504);
+        assert_eq!(batch.join().unwrap().status, 200, "a batch reports each command's outcome");
+    });
+    // Groups apply in log order: this write is answered after the held ones are applied.
+    server.create(&[4]);
+    for id in 1..=3 {
+        let body = server.get(&format!("/v1/resources/{id}")).json();
+        assert_eq!(body["state"], "reserved", "{body}");
+    }
+}

@@ -209,34 +209,22 @@ async fn answer(node: &Node, client_id: ClientId, message: ClientMessage) -> Ser
         ClientMessage::GetLease { lease_id, min_lsn } => {
             ServerMessage::Lease(translate::lease_result(node.read_lease(lease_id, min_lsn).await))
         }
-        ClientMessage::Status => status(node).await,
+        ClientMessage::Status => status(node),
         // `dispatch` ends the connection on a second hello before it gets here.
         ClientMessage::Ping | ClientMessage::Hello(_) => ServerMessage::Pong,
     }
 }
 
-async fn status(node: &Node) -> ServerMessage {
-    let status = node.status().await;
-    let usage = status.map(|status| status.usage);
+fn status(node: &Node) -> ServerMessage {
+    let status = node.status();
     ServerMessage::Status(StatusResult {
         node_id: node.config().node_id,
         role: NodeRole::Leader,
-        applied_lsn: status.map_or(0, |status| status.applied_lsn),
-        current_slot: status.map_or(0, |status| status.current_slot),
-        usage: usage.unwrap_or_else(empty_usage),
-        healthy: node.is_healthy() && status.is_some(),
+        applied_lsn: status.applied_lsn,
+        current_slot: status.current_slot,
+        usage: status.usage,
+        healthy: !status.halted,
     })
-}
-
-fn empty_usage() -> allocdb_core::KernelUsage {
-    let empty = allocdb_core::TableUsage { used: 0, capacity: 0 };
-    allocdb_core::KernelUsage {
-        resources: empty,
-        leases: empty,
-        lease_members: empty,
-        operations: empty,
-        expirations: empty,
-    }
 }
 
 async fn write_loop(

@@ -64,7 +64,9 @@ pub(crate) fn resource_result(reply: &ReadReply<Option<ResourceView>>) -> Resour
         ReadReply::Served { value: None, served_lsn } => ResourceResult::NotFound { served_lsn },
         ReadReply::FenceNotApplied { applied_lsn } => ResourceResult::FenceNotApplied { applied_lsn },
         ReadReply::Halted => ResourceResult::Unavailable(RejectionCode::EngineHalted),
-        ReadReply::Unavailable => ResourceResult::Unavailable(RejectionCode::Overloaded),
+        ReadReply::Unavailable | ReadReply::TimedOut => {
+            ResourceResult::Unavailable(RejectionCode::Overloaded)
+        }
     }
 }
 
@@ -89,7 +91,7 @@ pub(crate) fn lease_result(reply: ReadReply<LeaseRead>) -> LeaseResult {
         ReadReply::Served { value: LeaseRead::Retired, served_lsn } => LeaseResult::Retired { served_lsn },
         ReadReply::FenceNotApplied { applied_lsn } => LeaseResult::FenceNotApplied { applied_lsn },
         ReadReply::Halted => LeaseResult::Unavailable(RejectionCode::EngineHalted),
-        ReadReply::Unavailable => LeaseResult::Unavailable(RejectionCode::Overloaded),
+        ReadReply::Unavailable | ReadReply::TimedOut => LeaseResult::Unavailable(RejectionCode::Overloaded),
     }
 }
 

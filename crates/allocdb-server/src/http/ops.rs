@@ -6,8 +6,6 @@
 //! even when halted (with `health: halted` and no table figures), because that is exactly when
 //! an operator needs it.
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -55,16 +53,16 @@ pub(crate) struct StatusBody {
     /// Last committed (durable) lsn; equal to `applied_lsn` on a single node, which applies a
     /// record only after it is durable.
     pub(crate) commit_lsn: u64,
-    /// The slot the clock reads now (absent when halted).
-    pub(crate) current_slot: Option<u64>,
-    /// The last slot stamped on a logged command (absent when halted).
-    pub(crate) last_request_slot: Option<u64>,
+    /// The slot the clock reads now.
+    pub(crate) current_slot: u64,
+    /// The last slot stamped on a logged command.
+    pub(crate) last_request_slot: u64,
     /// Length of one slot.
     pub(crate) slot_ms: u64,
     /// Commands waiting for the sequencer.
     pub(crate) queued_commands: u64,
-    /// Table usage (absent when halted).
-    pub(crate) tables: Option<TablesBody>,
+    /// Table usage.
+    pub(crate) tables: TablesBody,
     /// `ok`, `halted` (storage failure; restart to recover) or `shutting_down`.
     #[schema(value_type = String, example = "ok")]
     pub(crate) health: &'static str,
@@ -82,17 +80,15 @@ pub(crate) struct HealthBody {
 #[utoipa::path(get, path = "/v1/status", tag = "operations", responses((status = 200, body = StatusBody)))]
 pub(crate) async fn status(State(api): State<HttpApi>) -> Response {
     let node = api.node();
-    let engine = node.engine_status();
-    let status = node.status().await;
-    let health = if !node.is_healthy() || status.is_none() {
+    let status = node.status();
+    let health = if status.halted {
         "halted"
     } else if api.is_shutting_down() {
         "shutting_down"
     } else {
         "ok"
     };
-    let applied_lsn =
-        status.map_or_else(|| engine.applied_lsn.load(Ordering::Acquire), |status| status.applied_lsn);
+    let applied_lsn = status.applied_lsn;
     let table = |usage: allocdb_core::TableUsage| TableBody { used: usage.used, capacity: usage.capacity };
     let body = StatusBody {
         node_id: node.config().node_id,
@@ -101,17 +97,17 @@ pub(crate) async fn status(State(api): State<HttpApi>) -> Response {
         term: 0,
         applied_lsn,
         commit_lsn: applied_lsn,
-        current_slot: status.map(|status| status.current_slot),
-        last_request_slot: status.map(|status| status.last_request_slot),
+        current_slot: status.current_slot,
+        last_request_slot: status.last_request_slot,
         slot_ms: node.engine_config().slot_duration_ms,
-        queued_commands: engine.queued_commands.load(Ordering::Acquire),
-        tables: status.map(|status| TablesBody {
+        queued_commands: status.queued_commands,
+        tables: TablesBody {
             resources: table(status.usage.resources),
             leases: table(status.usage.leases),
             lease_members: table(status.usage.lease_members),
             operations: table(status.usage.operations),
             expirations: table(status.usage.expirations),
-        }),
+        },
         health,
     };
     json_response(StatusCode::OK, RetryAfter::No, &body)
@@ -142,11 +138,11 @@ pub(crate) async fn readyz(State(api): State<HttpApi>) -> Response {
 /// Prometheus metrics (`OpenMetrics` text).
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text.", body = String)))]
 pub(crate) async fn metrics(State(api): State<HttpApi>) -> Response {
-    let status = api.node().status().await;
+    let status = api.node().status();
     let data_dir = api.node().config().data_dir.clone();
     let disk = tokio::task::spawn_blocking(move || scan_data_dir(&data_dir)).await.unwrap_or_default();
     let metrics = &api.shared.metrics;
-    metrics.refresh(status.as_ref(), disk);
+    metrics.refresh(&status, disk);
     let mut response = (StatusCode::OK, metrics.encode()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

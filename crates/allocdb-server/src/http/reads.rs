@@ -110,7 +110,9 @@ pub(crate) async fn get_resource(
             format!("Resource {resource_id} does not exist."),
             served_lsn,
         ),
-        unserved => not_served(&unserved, min_lsn).into_response(),
+        unserved => {
+            not_served(&unserved, min_lsn, api.node().config().network.commit_timeout_ms).into_response()
+        }
     }
 }
 
@@ -152,7 +154,9 @@ pub(crate) async fn get_lease(
             format!("Lease {lease_id} ended and its history window has passed."),
             served_lsn,
         ),
-        unserved => not_served(&unserved, min_lsn).into_response(),
+        unserved => {
+            not_served(&unserved, min_lsn, api.node().config().network.commit_timeout_ms).into_response()
+        }
     }
 }
 
@@ -171,7 +175,7 @@ fn miss(status: StatusCode, error: &'static str, message: String, served_lsn: u6
 }
 
 /// The refusal for a read the node did not serve.
-fn not_served<T>(reply: &ReadReply<T>, min_lsn: u64) -> ApiError {
+fn not_served<T>(reply: &ReadReply<T>, min_lsn: u64, commit_timeout_ms: u64) -> ApiError {
     match reply {
         ReadReply::FenceNotApplied { applied_lsn } => {
             let mut error = ApiError::retry_later(
@@ -187,6 +191,13 @@ fn not_served<T>(reply: &ReadReply<T>, min_lsn: u64) -> ApiError {
                 .clone_into(&mut error.body.message);
             error
         }
+        ReadReply::TimedOut => ApiError::retry_later(
+            RejectionCode::Overloaded.as_str(),
+            format!(
+                "The engine did not serve the read within commit_timeout_ms ({commit_timeout_ms} ms): it is \
+                 waiting for the disk; retry shortly."
+            ),
+        ),
         ReadReply::Unavailable | ReadReply::Served { .. } => ApiError::retry_later(
             RejectionCode::Overloaded.as_str(),
             "The node's queue is full or it is shutting down; retry shortly.".to_owned(),
