@@ -141,19 +141,17 @@ impl EngineStatus {
         self.published().counters
     }
 
-    fn update(&self, change: impl FnOnce(&mut PublishedState)) {
+    /// Publishes the state's lsn, slot and usage (called before answers go out) and, at the
+    /// end of a group, the counters.
+    fn publish(&self, kernel: &Kernel, counters: Option<EngineCounters>) {
         let mut published = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        change(&mut published);
+        published.applied_lsn = kernel.last_applied_lsn();
+        published.last_request_slot = kernel.last_request_slot();
+        published.usage = kernel.usage();
+        if let Some(counters) = counters {
+            published.counters = counters;
+        }
         self.applied_lsn.store(published.applied_lsn, Ordering::Release);
-    }
-
-    /// Publishes the state's lsn, slot and usage; called before answers go out.
-    fn publish_state(&self, kernel: &Kernel) {
-        self.update(|published| {
-            published.applied_lsn = kernel.last_applied_lsn();
-            published.last_request_slot = kernel.last_request_slot();
-            published.usage = kernel.usage();
-        });
     }
 }
 
@@ -618,7 +616,7 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
             // Published before the answers go out, so a status read never shows less than an
             // acknowledged write.
             if callbacks.peek().is_some_and(|&(count, _)| offset + count <= applied) {
-                status.publish_state(kernel);
+                status.publish(kernel, None);
             }
             while let Some(&(count, _)) = callbacks.peek()
                 && offset + count <= applied
@@ -642,8 +640,7 @@ impl<D: LogDirectory, C: Clock> Pipeline<'_, D, C> {
             status.last_group_nanos.store(elapsed, Ordering::Release);
             status.group_nanos_total.fetch_add(elapsed, Ordering::AcqRel);
         }
-        status.publish_state(self.core.kernel());
-        status.update(|published| published.counters = self.core.counters());
+        status.publish(self.core.kernel(), Some(self.core.counters()));
         status.halted.store(self.core.halt_cause().is_some(), Ordering::Release);
         answer_through(usize::MAX, &batch.replies, self.core.kernel());
         drop(callbacks);

@@ -1,16 +1,18 @@
-//! The threaded engine on a real directory: replies arrive through callbacks, a full queue is
-//! rejected `overloaded` at once (definite), oversized batches are rejected `too_large`, reads
-//! see every acknowledged write, and shutdown leaves everything acknowledged durable.
+//! The threaded engine on a real directory: replies arrive through callbacks (each message as
+//! soon as its requests are applied), a full queue is rejected `overloaded` at once
+//! (definite), oversized batches are rejected `too_large`, reads see every acknowledged write,
+//! and shutdown leaves everything acknowledged durable.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use allocdb_core::{
     ClientId, KernelConfig, OperationId, OperationKey, ResourceId, ResourceState, ResultCode,
 };
 use allocdb_engine::{
-    Engine, EngineConfig, EngineCore, ManualClock, OwnedCommand, RejectionCode, WriteReply, WriteRequest,
+    Engine, EngineConfig, EngineCore, GroupObserver, GroupReport, ManualClock, OwnedCommand, RejectionCode,
+    WriteReply, WriteRequest,
 };
 use allocdb_storage::{FsDirectory, StorageConfig};
 
@@ -249,4 +251,48 @@ fn rollovers_use_prepared_spare_segments_and_every_record_survives_a_restart() {
     let (lsn, resources) = receiver.recv_timeout(REPLY_DEADLINE).unwrap();
     assert_eq!(lsn, applied);
     assert_eq!(u128::from(resources), written.min(DISTINCT));
+}
+
+/// A group answers each write message as soon as its requests are applied, not after the
+/// whole group: the first message's answer goes out while the state (as published for status
+/// pages) holds its write and not yet the second message's, which the same group applies next.
+/// The published lsn is never below an answered write's.
+#[test]
+fn a_group_answers_each_message_as_soon_as_its_requests_are_applied() {
+    let directory = tempfile::tempdir().unwrap();
+    let core =
+        EngineCore::open(FsDirectory::open(directory.path()).unwrap(), ManualClock::new(10_000), config(64))
+            .unwrap();
+    let (group_sizes, observed) = mpsc::channel();
+    let observer: GroupObserver = Arc::new(move |report: &GroupReport| {
+        let _ = group_sizes.send(report.records);
+    });
+    let engine = Engine::start_observed(core, Some(observer)).unwrap();
+    // Hold the engine thread in a read while both messages queue, so one group takes both.
+    let (release, held) = mpsc::channel::<()>();
+    let (holding, in_read) = mpsc::channel();
+    assert!(engine.read(Box::new(move |_, _| {
+        holding.send(()).unwrap();
+        held.recv_timeout(REPLY_DEADLINE).unwrap();
+    })));
+    in_read.recv_timeout(REPLY_DEADLINE).unwrap();
+    let (first_sender, first_answer) = mpsc::channel();
+    let status = Arc::clone(engine.status());
+    engine.submit(
+        vec![create(1)],
+        Box::new(move |replies| first_sender.send((replies, status.published().applied_lsn)).unwrap()),
+    );
+    let (second_sender, second_answer) = mpsc::channel();
+    engine.submit(vec![create(2)], Box::new(move |replies| second_sender.send(replies).unwrap()));
+    release.send(()).unwrap();
+
+    let (first, published_at_first) = first_answer.recv_timeout(REPLY_DEADLINE).unwrap();
+    let second = second_answer.recv_timeout(REPLY_DEADLINE).unwrap();
+    // Idle ticks report empty groups; the first group that logged anything logged both.
+    let logged =
+        std::iter::from_fn(|| observed.recv_timeout(REPLY_DEADLINE).ok()).find(|&records| records > 0);
+    assert_eq!(logged, Some(2), "both messages in one group");
+    let (first_lsn, second_lsn) = (applied_lsn_of(&first), applied_lsn_of(&second));
+    assert_eq!(second_lsn, first_lsn + 1);
+    assert_eq!(published_at_first, first_lsn, "answered before the group's next request was applied");
 }
