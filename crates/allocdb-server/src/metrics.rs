@@ -7,10 +7,10 @@
 //! - The engine's group observer, on the engine thread, feeds `allocdb_fsync_latency_seconds`
 //!   and `allocdb_group_commit_batch_size` (records per group). It only touches histograms'
 //!   atomics, so it costs the engine thread nanoseconds.
-//! - Gauges are refreshed at scrape time from [`NodeStatus`] (what the engine published after
-//!   its last group: one consistent state, read without waiting for the engine thread, so a
-//!   scrape answers at once even while a slow disk holds the engine up) and from a listing of
-//!   the data directory: the WAL size
+//! - Gauges are refreshed at scrape time from [`NodeStatus`] (the state the engine published
+//!   with its last answers, read without waiting for the engine thread, so a scrape answers at
+//!   once even while a slow disk holds the engine up) and from a listing of the data
+//!   directory: the WAL size
 //!   is the disk space of the `log-*.seg` files (segments are preallocated, so it grows a
 //!   segment at a time; `allocdb_wal_appended_bytes` counts the record bytes this process
 //!   appended) and the snapshot lsn is the newest `snapshot-*.snap` name (docs/storage.md).

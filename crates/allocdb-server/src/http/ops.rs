@@ -2,9 +2,10 @@
 //! answers for unknown routes and methods.
 //!
 //! `/healthz` says the process serves HTTP (200 always). `/readyz` says it should get traffic:
-//! 503 once the engine halted after a storage failure or shutdown began. `/v1/status` answers
-//! even when halted (with `health: halted` and no table figures), because that is exactly when
-//! an operator needs it.
+//! 503 once the engine halted after a storage failure or shutdown began. `/v1/status` and
+//! `/metrics` answer at once from the state the engine published with its last answers, so
+//! they answer when the engine is halted (`health: halted`) or waiting for a slow disk, which
+//! is exactly when an operator needs them.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};

@@ -194,8 +194,8 @@ fn not_served<T>(reply: &ReadReply<T>, min_lsn: u64, commit_timeout_ms: u64) -> 
         ReadReply::TimedOut => ApiError::retry_later(
             RejectionCode::Overloaded.as_str(),
             format!(
-                "The engine did not serve the read within commit_timeout_ms ({commit_timeout_ms} ms): it is \
-                 waiting for the disk; retry shortly."
+                "The engine did not serve the read within commit_timeout_ms ({commit_timeout_ms} ms); it may \
+                 be waiting for a slow disk. Retry shortly."
             ),
         ),
         ReadReply::Unavailable | ReadReply::Served { .. } => ApiError::retry_later(
