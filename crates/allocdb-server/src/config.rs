@@ -34,6 +34,24 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// Connection handling.
     pub network: NetworkConfig,
+    /// How the log reaches the disk.
+    pub storage: StorageIoConfig,
+}
+
+/// How the log reaches the disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageIoConfig {
+    /// Write log segments with `O_DIRECT` in whole 4 KiB blocks instead of through the page
+    /// cache (`docs/storage.md`, "Direct writes"). Where the filesystem refuses direct I/O the
+    /// log is written through the page cache whatever this says.
+    pub direct_io: bool,
+}
+
+impl Default for StorageIoConfig {
+    fn default() -> StorageIoConfig {
+        StorageIoConfig { direct_io: true }
+    }
 }
 
 /// Table capacities, windows and queue bounds.
@@ -102,6 +120,7 @@ impl Default for ServerConfig {
             slot_ms: 10,
             limits: LimitsConfig::default(),
             network: NetworkConfig::default(),
+            storage: StorageIoConfig::default(),
         }
     }
 }

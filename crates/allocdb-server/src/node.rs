@@ -114,7 +114,8 @@ impl Node {
     pub fn open_with(config: ServerConfig, options: NodeOptions) -> Result<Node, StartError> {
         let (data_dir, cluster_id) = lock_data_dir(&config)?;
         let directory = FsDirectory::open(&config.data_dir)
-            .map_err(|source| StartError::Storage { path: config.data_dir.display().to_string(), source })?;
+            .map_err(|source| StartError::Storage { path: config.data_dir.display().to_string(), source })?
+            .with_direct_io(config.storage.direct_io);
         Node::start(config, options, data_dir, cluster_id, directory)
     }
 

@@ -8,6 +8,12 @@
 //! The directory is synced by `fsync` on an open directory handle, which is what makes
 //! creates, renames and removes durable on Linux.
 //!
+//! Log files (segments and the spare) are written with `O_DIRECT` in whole 4 KiB blocks
+//! (`crate::direct`) unless direct I/O is switched off or the filesystem refuses it (tmpfs
+//! refuses the `open`, a device with larger blocks the first write); then, and for a write
+//! whose padding would pass the file's size, they go through the page cache as before.
+//! Reads, syncs and size changes always use the ordinary handle.
+//!
 //! Invariant: every name passed in is a single path component; anything else is rejected
 //! with `InvalidInput` so a bad name can never reach outside the directory.
 
@@ -16,12 +22,15 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::direct::{DirectRefusal, DirectWriter};
 use crate::io::{LogDirectory, LogFile};
+use crate::names::is_log_file;
 
 /// A [`LogDirectory`] backed by a real directory on disk.
 #[derive(Debug)]
 pub struct FsDirectory {
     path: PathBuf,
+    direct_io: bool,
 }
 
 impl FsDirectory {
@@ -34,7 +43,28 @@ impl FsDirectory {
         std::fs::create_dir_all(&path)?;
         // Fail now, not at the first sync, if the path is not a directory we can open.
         File::open(&path)?;
-        Ok(FsDirectory { path })
+        Ok(FsDirectory { path, direct_io: true })
+    }
+
+    /// Switches direct writes of log files on (the default) or off.
+    #[must_use]
+    pub fn with_direct_io(mut self, enabled: bool) -> FsDirectory {
+        self.direct_io = enabled;
+        self
+    }
+
+    /// A direct writer for `name` if it is a log file and direct I/O is on and supported.
+    fn direct_writer(&self, name: &str, path: &Path) -> io::Result<Option<DirectWriter>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if !self.direct_io || !is_log_file(name) {
+            return Ok(None);
+        }
+        let flag = i32::try_from(rustix::fs::OFlags::DIRECT.bits()).unwrap_or(0);
+        match OpenOptions::new().write(true).custom_flags(flag).open(path) {
+            Ok(file) => Ok(Some(DirectWriter::new(file))),
+            Err(error) if error.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// The directory's path.
@@ -74,13 +104,15 @@ impl LogDirectory for FsDirectory {
     }
 
     fn open(&self, name: &str) -> io::Result<FsFile> {
-        let file = OpenOptions::new().read(true).write(true).open(self.file_path(name)?)?;
-        Ok(FsFile { file })
+        let path = self.file_path(name)?;
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        Ok(FsFile { file, direct: self.direct_writer(name, &path)? })
     }
 
     fn create(&self, name: &str) -> io::Result<FsFile> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(self.file_path(name)?)?;
-        Ok(FsFile { file })
+        let path = self.file_path(name)?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        Ok(FsFile { file, direct: self.direct_writer(name, &path)? })
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
@@ -96,10 +128,25 @@ impl LogDirectory for FsDirectory {
     }
 }
 
-/// A [`LogFile`] backed by an open `std::fs::File`.
+/// A [`LogFile`] backed by an open `std::fs::File`, plus a direct writer for log files.
 #[derive(Debug)]
 pub struct FsFile {
     file: File,
+    direct: Option<DirectWriter>,
+}
+
+impl FsFile {
+    /// Whether writes to this file go direct (`O_DIRECT`) rather than through the page cache.
+    #[must_use]
+    pub fn writes_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    fn forget_last_block(&mut self) {
+        if let Some(direct) = &mut self.direct {
+            direct.forget_last_block();
+        }
+    }
 }
 
 impl LogFile for FsFile {
@@ -112,6 +159,15 @@ impl LogFile for FsFile {
     }
 
     fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if let Some(direct) = &mut self.direct {
+            let size_bytes = self.file.metadata()?.len();
+            match direct.write_all_at(&self.file, size_bytes, offset, data) {
+                Ok(()) => return Ok(()),
+                Err(DirectRefusal::Failed(error)) => return Err(error),
+                Err(DirectRefusal::Unaligned) => direct.forget_last_block(),
+                Err(DirectRefusal::NotSupported) => self.direct = None,
+            }
+        }
         FileExt::write_all_at(&self.file, data, offset)
     }
 
@@ -120,10 +176,12 @@ impl LogFile for FsFile {
     }
 
     fn set_size_bytes(&mut self, size_bytes: u64) -> io::Result<()> {
+        self.forget_last_block();
         self.file.set_len(size_bytes)
     }
 
     fn allocate(&mut self, size_bytes: u64) -> io::Result<()> {
+        self.forget_last_block();
         match rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, size_bytes) {
             Ok(()) => Ok(()),
             // Not every filesystem implements fallocate; a sparse extension reads the same.
@@ -138,6 +196,7 @@ impl LogFile for FsFile {
     }
 
     fn duplicate(&self) -> io::Result<FsFile> {
-        Ok(FsFile { file: self.file.try_clone()? })
+        let direct = self.direct.as_ref().map(DirectWriter::duplicate).transpose()?;
+        Ok(FsFile { file: self.file.try_clone()?, direct })
     }
 }

@@ -13,6 +13,10 @@
 //!   `Ok`; a crash before that may undo the change.
 //! - Bytes between the end of written data and the file size read as zeros (`set_size_bytes`
 //!   and `allocate` extend with zeros).
+//! - A write to a log file (a name with the segment prefix `log-`) may also set the bytes
+//!   after it, up to the next multiple of 4 KiB and at most to the file's size, to zero: that
+//!   is how a block-aligned direct writer pads. Callers write log files at the end of their
+//!   data, where the file holds zeros, so this changes nothing for them.
 //! - A failed `sync_data` leaves it unknown which unsynced bytes are durable, now or ever
 //!   (Linux may drop the dirty pages). Callers must treat the file as lost until recovery.
 //! - Names are plain file names without separators; the storage layer chooses them.
@@ -36,7 +40,8 @@ pub trait LogFile {
     /// The operating system's error, unchanged.
     fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()>;
 
-    /// Writes all of `data` at `offset`, extending the file if needed. Live, not durable.
+    /// Writes all of `data` at `offset`, extending the file if needed. Live, not durable. In a
+    /// log file, may zero the rest of the last 4 KiB block (module documentation).
     ///
     /// # Errors
     /// The operating system's error, unchanged.

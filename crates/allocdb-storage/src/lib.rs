@@ -43,6 +43,7 @@
 
 mod config;
 mod defect;
+mod direct;
 mod error;
 mod frame;
 mod fs;

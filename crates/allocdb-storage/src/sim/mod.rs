@@ -2,7 +2,10 @@
 //! deterministically.
 //!
 //! Fault model (what a crash or a fault can do, and nothing more):
-//! - Writes change *live* bytes. `sync_data` copies the file's written ranges and size to its
+//! - Writes change *live* bytes. A write to a log file (a segment or the spare) also zeroes
+//!   the rest of its last 4 KiB block, up to the file's size, as the production directory's
+//!   direct writes do (`crate::direct`), so a storage change that relied on bytes after a
+//!   write fails here first. `sync_data` copies the file's written ranges and size to its
 //!   *durable* bytes. A crash ([`SimDirectory::crash`]) replaces live by durable everywhere.
 //! - Names (create, remove, rename) change the *live* name table; a directory sync copies it to
 //!   the durable one; a crash restores the durable table and forgets unnamed files.
@@ -31,7 +34,9 @@ mod state;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::direct::BLOCK_SIZE_BYTES;
 use crate::io::{LogDirectory, LogFile};
+use crate::names::is_log_file;
 pub use state::SimCounters;
 use state::{Content, LastWrite, Operation, SimState};
 
@@ -278,9 +283,16 @@ impl LogFile for SimFile {
     fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut state = self.lock(Operation::Write, "write")?;
         let node = state.inode_mut(self.inode)?;
-        node.live.write(offset, data)?;
-        node.dirty.push((offset, data.len() as u64));
-        state.last_write = Some(LastWrite { inode: self.inode, offset, bytes: data.to_vec() });
+        let mut bytes = data.to_vec();
+        if is_log_file(&self.name) {
+            let end = offset.saturating_add(data.len() as u64);
+            let padded_end = end.div_ceil(BLOCK_SIZE_BYTES as u64).saturating_mul(BLOCK_SIZE_BYTES as u64);
+            let pad = padded_end.min(node.live.size()).saturating_sub(end);
+            bytes.resize(bytes.len() + usize::try_from(pad).unwrap_or(0), 0);
+        }
+        node.live.write(offset, &bytes)?;
+        node.dirty.push((offset, bytes.len() as u64));
+        state.last_write = Some(LastWrite { inode: self.inode, offset, bytes });
         Ok(())
     }
 

@@ -1,0 +1,170 @@
+//! Direct (`O_DIRECT`) writes of log files through [`FsDirectory`]: whatever the offsets and
+//! lengths, a log file ends up holding exactly the bytes a buffered writer would have put
+//! there, plus zeros to the end of the last block written; files of other kinds, and writes
+//! whose padding would pass the file's size, go through the page cache; a log written direct
+//! recovers like any other.
+//!
+//! The directory lives under Cargo's target directory, which is on a disk filesystem (a
+//! tmpfs `/tmp` refuses `O_DIRECT`). Where the filesystem refuses it anyway, the tests still
+//! check the bytes, and say that direct writes were not exercised.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
+
+mod common;
+
+use allocdb_storage::{FsDirectory, FsFile, LogDirectory, LogFile};
+use common::{append_and_sync, config, records, try_recover};
+
+const BLOCK: usize = 4_096;
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// Whether this filesystem takes `O_DIRECT` at all, asked independently of the code under test.
+fn filesystem_takes_direct_writes(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flag = i32::try_from(rustix::fs::OFlags::DIRECT.bits()).unwrap();
+    let probe = path.join("probe");
+    let opened = std::fs::OpenOptions::new().write(true).create(true).custom_flags(flag).open(&probe);
+    let _ = std::fs::remove_file(&probe);
+    opened.is_ok()
+}
+
+fn read_all(file: &FsFile) -> Vec<u8> {
+    let mut bytes = vec![0; usize::try_from(file.size_bytes().unwrap()).unwrap()];
+    file.read_exact_at(0, &mut bytes).unwrap();
+    bytes
+}
+
+/// A deterministic byte pattern with no zeros, so padding and misplaced bytes show.
+fn pattern(seed: usize, length: usize) -> Vec<u8> {
+    (0..length).map(|index| u8::try_from((seed * 31 + index * 7) % 251 + 1).unwrap()).collect()
+}
+
+/// Appends of every awkward shape (inside a block, across blocks, exactly at boundaries,
+/// larger than the writer's 1 MiB chunk) leave the same bytes as a plain in-memory model.
+#[test]
+fn appends_of_any_shape_leave_exactly_the_written_bytes() {
+    let directory_path = scratch();
+    let directory = FsDirectory::open(directory_path.path()).unwrap();
+    let mut file = directory.create("log-00000000000000000001.seg").unwrap();
+    let size = 4 << 20;
+    file.allocate(size).unwrap();
+    if filesystem_takes_direct_writes(directory_path.path()) {
+        assert!(file.writes_direct(), "a log file on a filesystem that takes O_DIRECT must write direct");
+    } else {
+        eprintln!("note: this filesystem refuses O_DIRECT; checked the buffered path only");
+    }
+    let mut model = vec![0_u8; usize::try_from(size).unwrap()];
+    let lengths = [1, 68, 4_095, 4_096, 4_097, 29_000, 3, (1 << 20) + 123, 2 * BLOCK, 5, 70_001];
+    let mut offset = 0;
+    for (seed, length) in lengths.into_iter().enumerate() {
+        let data = pattern(seed, length);
+        file.write_all_at(offset as u64, &data).unwrap();
+        model[offset..offset + length].copy_from_slice(&data);
+        offset += length;
+        assert_eq!(read_all(&file), model, "after append {seed} ({length} bytes at {})", offset - length);
+    }
+    file.sync_data().unwrap();
+    drop(file);
+    let reopened = directory.open("log-00000000000000000001.seg").unwrap();
+    assert_eq!(read_all(&reopened), model);
+}
+
+/// A write that does not continue the previous one reads the block's leading bytes back from
+/// the file, and zeroes the rest of its last block: the padding the `LogFile` contract allows.
+#[test]
+fn a_write_elsewhere_keeps_the_bytes_before_it_and_zeroes_the_rest_of_its_block() {
+    let directory_path = scratch();
+    let directory = FsDirectory::open(directory_path.path()).unwrap();
+    let mut file = directory.create("log-00000000000000000001.seg").unwrap();
+    file.allocate(64 * 1024).unwrap();
+    let first = pattern(1, 6_000);
+    file.write_all_at(0, &first).unwrap();
+    let second = pattern(2, 10);
+    file.write_all_at(5_000, &second).unwrap();
+
+    let bytes = read_all(&file);
+    assert_eq!(bytes[..5_000], first[..5_000]);
+    assert_eq!(bytes[5_000..5_010], second[..]);
+    if file.writes_direct() {
+        assert!(bytes[5_010..2 * BLOCK].iter().all(|byte| *byte == 0), "padding to the block end is zeros");
+    } else {
+        assert_eq!(bytes[5_010..6_000], first[5_010..6_000], "a buffered write changes only its bytes");
+    }
+    assert!(bytes[2 * BLOCK..].iter().all(|byte| *byte == 0));
+
+    // A fresh handle knows nothing of the last block and reads it back before appending.
+    let mut again = directory.open("log-00000000000000000001.seg").unwrap();
+    let third = pattern(3, 100);
+    again.write_all_at(5_010, &third).unwrap();
+    let bytes = read_all(&again);
+    assert_eq!(bytes[5_000..5_010], second[..]);
+    assert_eq!(bytes[5_010..5_110], third[..]);
+    assert_eq!(bytes[..5_000], first[..5_000]);
+}
+
+/// Padding never changes a file's size: a log file whose size is not a multiple of the block
+/// takes its last partial block through the page cache, and the direct writer then forgets
+/// its copy of the block that write touched.
+#[test]
+fn a_write_into_a_partial_last_block_keeps_the_file_size() {
+    let directory_path = scratch();
+    let directory = FsDirectory::open(directory_path.path()).unwrap();
+    let mut file = directory.create("log-00000000000000000001.seg").unwrap();
+    file.allocate(2 * 4_096 + 1_000).unwrap();
+    let data = pattern(4, 500);
+    file.write_all_at(8_400, &data).unwrap();
+    file.write_all_at(100, &data).unwrap();
+    assert_eq!(file.size_bytes().unwrap(), 9_192);
+    let bytes = read_all(&file);
+    assert_eq!(bytes[8_400..8_900], data[..]);
+    assert_eq!(bytes[100..600], data[..]);
+    assert!(bytes[8_900..].iter().all(|byte| *byte == 0));
+
+    // Direct into the block before the last, then through the page cache across into the
+    // last, then direct into the first again: the leading bytes come from the file.
+    let direct = pattern(5, 100);
+    file.write_all_at(8_000, &direct).unwrap();
+    let buffered = pattern(6, 900);
+    file.write_all_at(8_100, &buffered).unwrap();
+    let last = pattern(7, 10);
+    file.write_all_at(8_150, &last).unwrap();
+    let bytes = read_all(&file);
+    assert_eq!(bytes[8_000..8_100], direct[..]);
+    assert_eq!(bytes[8_100..8_150], buffered[..50], "bytes written through the page cache are kept");
+    assert_eq!(bytes[8_150..8_160], last[..]);
+    assert_eq!(file.size_bytes().unwrap(), 9_192);
+}
+
+/// Only log files write direct: a snapshot file is written at unaligned offsets (a 36-byte
+/// header, then the payload) and must keep every byte; and `with_direct_io(false)` turns it off.
+#[test]
+fn snapshot_files_and_a_directory_without_direct_io_write_through_the_page_cache() {
+    let directory_path = scratch();
+    let directory = FsDirectory::open(directory_path.path()).unwrap();
+    let snapshot = directory.create("snapshot-00000000000000000007.snap.tmp").unwrap();
+    assert!(!snapshot.writes_direct());
+    let buffered = FsDirectory::open(directory_path.path()).unwrap().with_direct_io(false);
+    let segment = buffered.create("log-00000000000000000001.seg").unwrap();
+    assert!(!segment.writes_direct());
+}
+
+/// A log written direct (appends, rollovers, syncs) recovers record for record.
+#[test]
+fn a_log_written_direct_recovers_every_record() {
+    let directory_path = scratch();
+    let path = directory_path.path().join("node");
+    let mut storage = try_recover(FsDirectory::open(&path).unwrap(), config()).unwrap().storage;
+    for batch in 0..8 {
+        append_and_sync(&mut storage, batch * 7 + 1..=batch * 7 + 7);
+    }
+    drop(storage);
+    let recovered = try_recover(FsDirectory::open(&path).unwrap(), config()).unwrap();
+    assert_eq!(recovered.records, records(1..=56));
+    let mut storage = recovered.storage;
+    append_and_sync(&mut storage, 57..=60);
+    drop(storage);
+    assert_eq!(try_recover(FsDirectory::open(&path).unwrap(), config()).unwrap().records, records(1..=60));
+}
