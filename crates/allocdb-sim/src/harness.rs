@@ -14,7 +14,7 @@ use allocdb_core::{Kernel, KernelConfig, LogPosition, Lsn, Slot};
 use allocdb_engine::{
     Clock, EngineConfig, EngineCore, Group, ManualClock, OpenError, WriteReply, WriteRequest,
 };
-use allocdb_storage::{RecoveryError, SimDirectory, SimFile, SparePreparation};
+use allocdb_storage::{RecoveryError, SimDirectory, SimFile, SparePreparation, decode_frame};
 
 use crate::checker::{Checker, GroupContext};
 use crate::request::SimRequest;
@@ -492,7 +492,7 @@ impl Harness {
         self.stats.bit_flips += 1;
         self.trace.add(TraceTag::MediaFault, offset);
         let verdict = match self.open_core() {
-            Ok(core) => match self.judge_recovery_after_flip(core, &before, file_name, offset)? {
+            Ok(core) => match self.judge_recovery_after_flip(core, &before, &backup, file_name, offset)? {
                 None => {
                     // The run goes on from this directory: a snapshot recovery fell back from
                     // stays until the next installation, and a covered segment until its
@@ -534,6 +534,7 @@ impl Harness {
         &mut self,
         core: SimCore,
         before: &BeforeCrash,
+        backup: &SimDirectory,
         file_name: &str,
         offset: u64,
     ) -> Result<Option<FlipVerdict>, SimFailure> {
@@ -545,11 +546,16 @@ impl Harness {
         let report = core.recovery_report();
         // The flip must lie in what recovery cut: from the torn frame's start to the end of the
         // file (everything after a torn frame is zeros). Not just in `size_bytes`: a start that
-        // failed on an injected fault may already have zeroed part of the frame.
+        // failed on an injected fault may already have zeroed part of the frame. When that
+        // start failed after cutting (say, logging the configuration again), the start that
+        // succeeded found a clean end and reports no torn tail; then the flip must lie in the
+        // newest record's frame of the pre-flip copy.
         let dropped_as_torn_tail = report
             .torn_tail
             .as_ref()
-            .is_some_and(|torn| torn.file_name == file_name && offset >= torn.offset);
+            .is_some_and(|torn| torn.file_name == file_name && offset >= torn.offset)
+            || newest_frame_start(backup, file_name, before.last_applied_lsn)
+                .is_some_and(|start| offset >= start);
         if dropped_as_torn_tail && recovered_lsn + 1 == before.last_applied_lsn {
             core.kernel().check_invariants().map_err(|violation| {
                 self.fail(format!("kernel invariant after a dropped record: {violation}"))
@@ -734,6 +740,20 @@ fn capacities_cleared(config: &EngineConfig) -> EngineConfig {
 
 /// A new simulated directory holding the durable files of `directory` (names and bytes):
 /// the operator's backup. Scheduled faults and counters are not copied.
+/// Where the frame of record `lsn` starts in the durable bytes of log segment `file_name`, if
+/// that segment holds it.
+fn newest_frame_start(directory: &SimDirectory, file_name: &str, lsn: Lsn) -> Option<u64> {
+    let bytes = directory.durable_bytes(file_name)?;
+    let mut start = 0_usize;
+    while let Some((record, size_bytes)) = bytes.get(start..).and_then(|rest| decode_frame(rest).ok()) {
+        if record.lsn == lsn {
+            return Some(start as u64);
+        }
+        start = start.checked_add(usize::try_from(size_bytes).ok()?)?;
+    }
+    None
+}
+
 fn durable_copy(directory: &SimDirectory) -> SimDirectory {
     let copy = SimDirectory::new();
     for name in directory.file_names() {
