@@ -327,6 +327,19 @@ impl Session for AllocdbSession {
         let writes = ops.iter().map(|op| release_write(client_id, op)).collect();
         self.write_all(writes).await?.into_iter().map(|result| lease_outcome("release", result)).collect()
     }
+
+    async fn ping(&mut self) -> Result<()> {
+        match self {
+            AllocdbSession::Binary { client, .. } => Ok(client.ping().await?),
+            AllocdbSession::Http(session) => {
+                let (status, answer) = session.request("GET", "/healthz", None).await?;
+                if status != 200 {
+                    bail!("GET /healthz answered {status}: {answer}");
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// One HTTP/1.1 keep-alive connection to the node.

@@ -144,4 +144,9 @@ pub trait Session: Send + 'static {
 
     /// Releases many leases in one request; independent outcomes, in order.
     fn release_batch(&mut self, ops: &[LeaseOp]) -> impl Future<Output = Result<Vec<bool>>> + Send;
+
+    /// One request that does no work on the server (AllocDB: a protocol ping or `GET
+    /// /healthz`; PostgreSQL: `SELECT 1`; Redis: `PING`): the round trip of the connection,
+    /// the network path and both sides' request handling, with no table, lock or disk.
+    fn ping(&mut self) -> impl Future<Output = Result<()>> + Send;
 }

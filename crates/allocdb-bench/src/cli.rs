@@ -32,6 +32,10 @@ pub enum Workload {
     Mixed,
     /// Restart time of a server whose log holds `--records` records (AllocDB only).
     Recovery,
+    /// Requests that do no work (AllocDB ping, PostgreSQL `SELECT 1`, Redis `PING`): the
+    /// closed-loop round-trip rate of the harness, the network and the server's request
+    /// handling alone, which bounds every unbatched workload from above.
+    Ping,
 }
 
 /// Whether acknowledged writes must survive a machine crash.

@@ -319,6 +319,7 @@ impl<S: Session> Client<S> {
                 Workload::Uncontended | Workload::Mixed => self.own_slice_round().await?,
                 Workload::Hotspot => self.hotspot_round(&mut first_attempt).await?,
                 Workload::Batched => self.batched_round().await?,
+                Workload::Ping => self.ping_round().await?,
                 Workload::Recovery => bail!("the recovery workload has no clients"),
             }
         }
@@ -414,6 +415,13 @@ impl<S: Session> Client<S> {
                 reserve.op_id
             ));
         }
+        Ok(())
+    }
+
+    async fn ping_round(&mut self) -> Result<()> {
+        let began = self.pace().await;
+        attempt!(self, self.session.ping())?;
+        self.record(began, 1);
         Ok(())
     }
 

@@ -186,6 +186,9 @@ const UPDATE_RELEASE: &str = "UPDATE resources SET holder = NULL, lease_id = NUL
 const RECORD: &str = "UPDATE ops SET ok = $2, lease_id = $3 WHERE op_id = $1";
 
 /// A read: the lease holding the row, if it has not expired.
+/// The ping workload's request: a round trip that reads no table.
+const PING: &str = "SELECT 1::int4";
+
 const READ: &str = "SELECT lease_id, holder IS NOT NULL AND (expires_at IS NULL OR expires_at >= now()) \
                     FROM resources WHERE id = $1";
 const HELD_COUNT: &str = "SELECT count(*) FROM resources WHERE id >= 0 AND id < $1 \
@@ -411,7 +414,8 @@ impl Target for PostgresTarget {
         let client = open(&self.url).await?;
         client.batch_execute(&session_setup_sql(self.durability)).await.context("session settings")?;
         let statements = Statements::prepare(&client, self.mode).await?;
-        Ok(PostgresSession { client, statements })
+        let ping = client.prepare(PING).await?;
+        Ok(PostgresSession { client, statements, ping })
     }
 
     async fn held_count(&self, resources: u64) -> Result<u64> {
@@ -515,6 +519,7 @@ enum Fenced {
 pub struct PostgresSession {
     client: Client,
     statements: Statements,
+    ping: Statement,
 }
 
 impl PostgresSession {
@@ -698,6 +703,15 @@ impl Session for PostgresSession {
 
     async fn release(&mut self, op: LeaseOp) -> Result<bool> {
         single(self.fenced_all(Fenced::Release, &[FencedParams::new(&op)?]).await?)
+    }
+
+    async fn ping(&mut self) -> Result<()> {
+        let row = self.client.query_one(&self.ping, &[]).await?;
+        let one: i32 = row.try_get(0)?;
+        if one != 1 {
+            bail!("SELECT 1 answered {one}");
+        }
+        Ok(())
     }
 
     async fn read(&mut self, resource: u64, _fence_lsn: u64) -> Result<ReadOutcome> {

@@ -358,6 +358,14 @@ impl Session for RedisSession {
         parse_fenced_reply(&reply)
     }
 
+    async fn ping(&mut self) -> Result<()> {
+        let answer: String = redis::cmd("PING").query_async(&mut self.connection).await?;
+        if answer != "PONG" {
+            bail!("PING answered {answer:?}");
+        }
+        Ok(())
+    }
+
     async fn read(&mut self, resource: u64, _fence_lsn: u64) -> Result<ReadOutcome> {
         let value: Option<String> =
             redis::cmd("GET").arg(resource_key(resource)).query_async(&mut self.connection).await?;

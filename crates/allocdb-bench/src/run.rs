@@ -199,9 +199,10 @@ async fn measure<T: Target>(target: Arc<T>, args: &RunArgs, probe: &Path) -> Res
         commands_per_fsync,
         fsync_floor_p50_us: floor,
         fsync_mean_us,
-        // Only a durable target waits for its flush; a relaxed one has no commit latency to bound it.
+        // Only a durable target waits for its flush; a relaxed one has no commit latency to
+        // bound it, and a ping commits nothing.
         ceiling_requests_per_s: commit_us
-            .filter(|_| plan.rate.is_none() && label.durable)
+            .filter(|_| plan.rate.is_none() && label.durable && plan.workload != Workload::Ping)
             .map(|commit_us| plan.clients as f64 * 1e6 / commit_us),
         cpu: CpuUse {
             client_pct: cpu.own_pct,

@@ -88,6 +88,16 @@ async fn check_semantics<T: Target>(target: &T) {
     check_expired_leases_free_the_resource(target).await;
     check_concurrent_retries_apply_once(target).await;
     check_contenders_get_one_winner(target).await;
+    check_ping_answers_and_holds_nothing(target).await;
+}
+
+async fn check_ping_answers_and_holds_nothing<T: Target>(target: &T) {
+    target.prepare(RESOURCES).await.unwrap();
+    let mut session = target.connect().await.unwrap();
+    for _ in 0..3 {
+        session.ping().await.unwrap();
+    }
+    assert_eq!(target.held_count(RESOURCES).await.unwrap(), 0);
 }
 
 async fn check_reserve_is_exclusive_and_fenced<T: Target>(target: &T) {

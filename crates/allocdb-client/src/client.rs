@@ -339,6 +339,18 @@ impl Client {
         }
     }
 
+    /// One round trip that does nothing on the server: no engine, no disk. Measures the
+    /// connection and the network path alone.
+    ///
+    /// # Errors
+    /// The server could not be reached or answered out of protocol.
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        match self.read(ClientMessage::Ping).await? {
+            ServerMessage::Pong => Ok(()),
+            other => Err(ClientError::Protocol(format!("unexpected answer to a ping: {other:?}"))),
+        }
+    }
+
     /// Reads are idempotent, so any failure to get an answer is simply retried.
     async fn read(&self, message: ClientMessage) -> Result<ServerMessage, ClientError> {
         let attempts = self.inner.config.retry_attempts + 1;

@@ -1,4 +1,4 @@
-//! `allocdb bench run` against AllocDB, every workload for about a second: the bench starts
+//! `allocdb bench run` against AllocDB, every workload (and the ping baseline) for about a second: the bench starts
 //! its own server from this binary, drives it, checks correctness, and prints a table row and
 //! a JSON line. The figures are not asserted (this is a smoke test, CI machines vary); what is
 //! asserted is that each workload completes work, counts zero violations, and reports the
@@ -76,6 +76,22 @@ fn batched_sends_many_commands_per_request() {
 fn mixed_reads_see_their_own_writes() {
     let result = bench(&["--workload", "mixed", "--reads-per-write", "3"]);
     assert_did_work(&result);
+}
+
+#[test]
+fn ping_round_trips_write_nothing_and_have_no_commit_ceiling() {
+    for transport in [&[][..], &["--http"][..]] {
+        let result = bench(&[&["--workload", "ping"][..], transport].concat());
+        assert_eq!(result["workload"], "ping");
+        assert_eq!(result["variant"], if transport.is_empty() { "binary" } else { "http" });
+        assert!(result["ops"].as_u64().unwrap() > 100, "{result}");
+        assert_eq!(result["ops"], result["requests"], "one ping per request: {result}");
+        assert!(result["wins_per_s"].as_f64().unwrap() <= 0.0, "{result}");
+        // The resources were created before the window; nothing in it is written or synced.
+        assert!(result["fsyncs_per_s"].as_f64().unwrap() <= 0.0, "{result}");
+        assert!(result["ceiling_requests_per_s"].is_null(), "{result}");
+        assert!(result["latency"]["p50_us"].as_u64().unwrap() > 0, "{result}");
+    }
 }
 
 #[test]
