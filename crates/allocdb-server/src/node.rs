@@ -115,7 +115,8 @@ impl Node {
         let (data_dir, cluster_id) = lock_data_dir(&config)?;
         let directory = FsDirectory::open(&config.data_dir)
             .map_err(|source| StartError::Storage { path: config.data_dir.display().to_string(), source })?
-            .with_direct_io(config.storage.direct_io);
+            .with_direct_io(config.storage.direct_io)
+            .with_direct_write_min_bytes(config.storage.direct_write_min_bytes as usize);
         Node::start(config, options, data_dir, cluster_id, directory)
     }
 

@@ -11,7 +11,8 @@
 //! Log files (segments and the spare) are written with `O_DIRECT` in whole 4 KiB blocks
 //! (`crate::direct`) unless direct I/O is switched off or the filesystem refuses it (tmpfs
 //! refuses the `open`, a device with larger blocks the first write); then, and for a write
-//! whose padding would pass the file's size, they go through the page cache as before.
+//! whose padding would pass the file's size, they go through the page cache as before; so do
+//! writes shorter than the directory's `direct_write_min_bytes` (16 KiB unless set).
 //! Reads, syncs and size changes always use the ordinary handle.
 //!
 //! Invariant: every name passed in is a single path component; anything else is rejected
@@ -22,7 +23,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::direct::{DirectRefusal, DirectWriter};
+use crate::direct::{DIRECT_WRITE_MIN_BYTES_DEFAULT, DirectRefusal, DirectWriter};
 use crate::io::{LogDirectory, LogFile};
 use crate::names::is_log_file;
 
@@ -31,6 +32,7 @@ use crate::names::is_log_file;
 pub struct FsDirectory {
     path: PathBuf,
     direct_io: bool,
+    direct_write_min_bytes: usize,
 }
 
 impl FsDirectory {
@@ -43,13 +45,21 @@ impl FsDirectory {
         std::fs::create_dir_all(&path)?;
         // Fail now, not at the first sync, if the path is not a directory we can open.
         File::open(&path)?;
-        Ok(FsDirectory { path, direct_io: true })
+        Ok(FsDirectory { path, direct_io: true, direct_write_min_bytes: DIRECT_WRITE_MIN_BYTES_DEFAULT })
     }
 
     /// Switches direct writes of log files on (the default) or off.
     #[must_use]
     pub fn with_direct_io(mut self, enabled: bool) -> FsDirectory {
         self.direct_io = enabled;
+        self
+    }
+
+    /// Sets the smallest write that goes direct; shorter ones go through the page cache
+    /// (default [`DIRECT_WRITE_MIN_BYTES_DEFAULT`]; 0 sends every write direct).
+    #[must_use]
+    pub fn with_direct_write_min_bytes(mut self, min_bytes: usize) -> FsDirectory {
+        self.direct_write_min_bytes = min_bytes;
         self
     }
 
@@ -61,7 +71,7 @@ impl FsDirectory {
         }
         let flag = i32::try_from(rustix::fs::OFlags::DIRECT.bits()).unwrap_or(0);
         match OpenOptions::new().write(true).custom_flags(flag).open(path) {
-            Ok(file) => Ok(Some(DirectWriter::new(file))),
+            Ok(file) => Ok(Some(DirectWriter::new(file, self.direct_write_min_bytes))),
             Err(error) if error.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => Ok(None),
             Err(error) => Err(error),
         }
@@ -160,6 +170,12 @@ impl LogFile for FsFile {
 
     fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if let Some(direct) = &mut self.direct {
+            if !direct.takes(data.len()) {
+                // A small group: the page cache is cheaper than a device write on the engine
+                // thread (`direct.rs`, "Small writes").
+                direct.forget_last_block();
+                return FileExt::write_all_at(&self.file, data, offset);
+            }
             let size_bytes = self.file.metadata()?.len();
             match direct.write_all_at(&self.file, size_bytes, offset, data) {
                 Ok(()) => return Ok(()),

@@ -61,6 +61,7 @@ pub use config::{
     SnapshotFallback, StorageConfig,
 };
 pub use defect::{DamageEvidence, FallbackRefusal, FrameDefect, SnapshotDefect};
+pub use direct::DIRECT_WRITE_MIN_BYTES_DEFAULT;
 pub use error::{
     AppendError, ConfigError, FlushError, IoFailure, IoOperation, RecoveryError, ReplayError, SnapshotError,
 };

@@ -12,7 +12,7 @@
 
 mod common;
 
-use allocdb_storage::{FsDirectory, FsFile, LogDirectory, LogFile};
+use allocdb_storage::{DIRECT_WRITE_MIN_BYTES_DEFAULT, FsDirectory, FsFile, LogDirectory, LogFile};
 use common::{append_and_sync, config, records, try_recover};
 
 const BLOCK: usize = 4_096;
@@ -31,6 +31,11 @@ fn filesystem_takes_direct_writes(path: &std::path::Path) -> bool {
     opened.is_ok()
 }
 
+/// A directory whose log files take every write direct, however short.
+fn every_write_direct(path: &std::path::Path) -> FsDirectory {
+    FsDirectory::open(path).unwrap().with_direct_write_min_bytes(0)
+}
+
 fn read_all(file: &FsFile) -> Vec<u8> {
     let mut bytes = vec![0; usize::try_from(file.size_bytes().unwrap()).unwrap()];
     file.read_exact_at(0, &mut bytes).unwrap();
@@ -46,8 +51,14 @@ fn pattern(seed: usize, length: usize) -> Vec<u8> {
 /// larger than the writer's 1 MiB chunk) leave the same bytes as a plain in-memory model.
 #[test]
 fn appends_of_any_shape_leave_exactly_the_written_bytes() {
+    for min_bytes in [0, DIRECT_WRITE_MIN_BYTES_DEFAULT] {
+        appends_of_any_shape_leave_exactly_the_written_bytes_with(min_bytes);
+    }
+}
+
+fn appends_of_any_shape_leave_exactly_the_written_bytes_with(min_bytes: usize) {
     let directory_path = scratch();
-    let directory = FsDirectory::open(directory_path.path()).unwrap();
+    let directory = FsDirectory::open(directory_path.path()).unwrap().with_direct_write_min_bytes(min_bytes);
     let mut file = directory.create("log-00000000000000000001.seg").unwrap();
     let size = 4 << 20;
     file.allocate(size).unwrap();
@@ -77,7 +88,7 @@ fn appends_of_any_shape_leave_exactly_the_written_bytes() {
 #[test]
 fn a_write_elsewhere_keeps_the_bytes_before_it_and_zeroes_the_rest_of_its_block() {
     let directory_path = scratch();
-    let directory = FsDirectory::open(directory_path.path()).unwrap();
+    let directory = every_write_direct(directory_path.path());
     let mut file = directory.create("log-00000000000000000001.seg").unwrap();
     file.allocate(64 * 1024).unwrap();
     let first = pattern(1, 6_000);
@@ -111,7 +122,7 @@ fn a_write_elsewhere_keeps_the_bytes_before_it_and_zeroes_the_rest_of_its_block(
 #[test]
 fn a_write_into_a_partial_last_block_keeps_the_file_size() {
     let directory_path = scratch();
-    let directory = FsDirectory::open(directory_path.path()).unwrap();
+    let directory = every_write_direct(directory_path.path());
     let mut file = directory.create("log-00000000000000000001.seg").unwrap();
     file.allocate(2 * 4_096 + 1_000).unwrap();
     let data = pattern(4, 500);
@@ -151,20 +162,45 @@ fn snapshot_files_and_a_directory_without_direct_io_write_through_the_page_cache
     assert!(!segment.writes_direct());
 }
 
-/// A log written direct (appends, rollovers, syncs) recovers record for record.
+/// A log written direct (appends, rollovers, syncs) recovers record for record, whether every
+/// write goes direct or the small ones go through the page cache.
 #[test]
 fn a_log_written_direct_recovers_every_record() {
-    let directory_path = scratch();
-    let path = directory_path.path().join("node");
-    let mut storage = try_recover(FsDirectory::open(&path).unwrap(), config()).unwrap().storage;
-    for batch in 0..8 {
-        append_and_sync(&mut storage, batch * 7 + 1..=batch * 7 + 7);
+    for min_bytes in [0, DIRECT_WRITE_MIN_BYTES_DEFAULT] {
+        let directory_path = scratch();
+        let path = directory_path.path().join("node");
+        let open = || FsDirectory::open(&path).unwrap().with_direct_write_min_bytes(min_bytes);
+        let mut storage = try_recover(open(), config()).unwrap().storage;
+        for batch in 0..8 {
+            append_and_sync(&mut storage, batch * 7 + 1..=batch * 7 + 7);
+        }
+        drop(storage);
+        let recovered = try_recover(open(), config()).unwrap();
+        assert_eq!(recovered.records, records(1..=56), "min_bytes {min_bytes}");
+        let mut storage = recovered.storage;
+        append_and_sync(&mut storage, 57..=60);
+        drop(storage);
+        assert_eq!(try_recover(open(), config()).unwrap().records, records(1..=60), "min_bytes {min_bytes}");
     }
-    drop(storage);
-    let recovered = try_recover(FsDirectory::open(&path).unwrap(), config()).unwrap();
-    assert_eq!(recovered.records, records(1..=56));
-    let mut storage = recovered.storage;
-    append_and_sync(&mut storage, 57..=60);
-    drop(storage);
-    assert_eq!(try_recover(FsDirectory::open(&path).unwrap(), config()).unwrap().records, records(1..=60));
+}
+
+/// With the default minimum, a short write goes through the page cache and the direct writer
+/// forgets its copy of the last block; the next long write, direct again, reads that block
+/// back and so keeps the short write's bytes.
+#[test]
+fn short_writes_go_through_the_page_cache_and_long_ones_keep_their_bytes() {
+    let directory_path = scratch();
+    let directory = FsDirectory::open(directory_path.path()).unwrap();
+    let mut file = directory.create("log-00000000000000000001.seg").unwrap();
+    file.allocate(256 * 1024).unwrap();
+    let mut model = vec![0_u8; 256 * 1024];
+    let long = DIRECT_WRITE_MIN_BYTES_DEFAULT + 100;
+    let mut offset = 0;
+    for (seed, length) in [long, 10, 3_000, long, 1, long].into_iter().enumerate() {
+        let data = pattern(seed, length);
+        file.write_all_at(offset as u64, &data).unwrap();
+        model[offset..offset + length].copy_from_slice(&data);
+        offset += length;
+        assert_eq!(read_all(&file), model, "after write {seed} ({length} bytes at {})", offset - length);
+    }
 }
