@@ -241,11 +241,7 @@ fn flipped_bit_in_the_newest_record_is_dropped_as_a_torn_tail_which_is_the_docum
 #[test]
 fn flipped_bit_in_a_newest_configuration_record_cut_by_a_failed_start_is_the_documented_limit() {
     let (mut harness, small) = full_lease_table();
-    let mut grown = small;
-    grown.kernel.lease_count_max = 8;
-    grown.kernel.lease_member_count_max = 8;
-    grown.kernel.expiration_bucket_length_max = 8;
-    resize(&mut harness, grown);
+    resize(&mut harness, grown_lease_tables(small));
     let newest = harness.kernel().last_applied_lsn();
     let last_segment = segment_names(&harness).into_iter().last().unwrap();
     let end = log_end(&harness.directory().durable_bytes(&last_segment).unwrap());
@@ -337,6 +333,15 @@ fn full_lease_table() -> (Harness, EngineConfig) {
     (harness, small)
 }
 
+/// `small` with room for eight leases, members and expirations per bucket.
+fn grown_lease_tables(small: EngineConfig) -> EngineConfig {
+    let mut grown = small;
+    grown.kernel.lease_count_max = 8;
+    grown.kernel.lease_member_count_max = 8;
+    grown.kernel.expiration_bucket_length_max = 8;
+    grown
+}
+
 fn resize(harness: &mut Harness, config: EngineConfig) {
     let restart =
         Restart { crash: CrashKind::Clean, recovery_fault: None, clock_ms: None, config: Some(config) };
@@ -354,11 +359,7 @@ fn tables_grown_at_a_restart_keep_every_acknowledged_outcome() {
         if snapshot_first {
             assert_eq!(harness.snapshot_now().unwrap(), None);
         }
-        let mut grown = small;
-        grown.kernel.lease_count_max = 8;
-        grown.kernel.lease_member_count_max = 8;
-        grown.kernel.expiration_bucket_length_max = 8;
-        resize(&mut harness, grown);
+        resize(&mut harness, grown_lease_tables(small));
         assert_eq!(harness.kernel().config().lease_count_max, 8);
         // The refused reserve stays refused; a new one now fits.
         let replies = submit(&mut harness, &[duplicate(&reserve(2, 3, 3)), reserve(2, 4, 3)]);

@@ -170,18 +170,18 @@ impl LogFile for FsFile {
 
     fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if let Some(direct) = &mut self.direct {
-            if !direct.takes(data.len()) {
+            if direct.takes(data.len()) {
+                let size_bytes = self.file.metadata()?.len();
+                match direct.write_all_at(&self.file, size_bytes, offset, data) {
+                    Ok(()) => return Ok(()),
+                    Err(DirectRefusal::Failed(error)) => return Err(error),
+                    Err(DirectRefusal::Unaligned) => direct.forget_last_block(),
+                    Err(DirectRefusal::NotSupported) => self.direct = None,
+                }
+            } else {
                 // A small group: the page cache is cheaper than a device write on the engine
-                // thread (`direct.rs`, "Small writes").
+                // thread (`direct.rs`, "Small writes"); the write may change the last block.
                 direct.forget_last_block();
-                return FileExt::write_all_at(&self.file, data, offset);
-            }
-            let size_bytes = self.file.metadata()?.len();
-            match direct.write_all_at(&self.file, size_bytes, offset, data) {
-                Ok(()) => return Ok(()),
-                Err(DirectRefusal::Failed(error)) => return Err(error),
-                Err(DirectRefusal::Unaligned) => direct.forget_last_block(),
-                Err(DirectRefusal::NotSupported) => self.direct = None,
             }
         }
         FileExt::write_all_at(&self.file, data, offset)

@@ -38,12 +38,12 @@ pub(crate) enum FileKind {
     Foreign,
 }
 
-/// Name of the segment whose first record has `first_lsn`.
 /// Whether `name` is a log file: a segment or the spare (both carry the segment prefix).
 pub(crate) fn is_log_file(name: &str) -> bool {
     name.starts_with(SEGMENT_PREFIX)
 }
 
+/// Name of the segment whose first record has `first_lsn`.
 pub(crate) fn segment_name(first_lsn: Lsn) -> String {
     format!("{SEGMENT_PREFIX}{first_lsn:020}{SEGMENT_SUFFIX}")
 }

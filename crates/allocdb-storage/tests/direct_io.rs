@@ -47,6 +47,21 @@ fn pattern(seed: usize, length: usize) -> Vec<u8> {
     (0..length).map(|index| u8::try_from((seed * 31 + index * 7) % 251 + 1).unwrap()).collect()
 }
 
+/// Appends patterns of `lengths` from offset 0 and checks the whole file against an in-memory
+/// model after each; returns the model.
+fn append_checking_each(file: &mut FsFile, lengths: &[usize]) -> Vec<u8> {
+    let mut model = vec![0_u8; usize::try_from(file.size_bytes().unwrap()).unwrap()];
+    let mut offset = 0;
+    for (seed, &length) in lengths.iter().enumerate() {
+        let data = pattern(seed, length);
+        file.write_all_at(offset as u64, &data).unwrap();
+        model[offset..offset + length].copy_from_slice(&data);
+        offset += length;
+        assert_eq!(read_all(file), model, "after append {seed} ({length} bytes at {})", offset - length);
+    }
+    model
+}
+
 /// Appends of every awkward shape (inside a block, across blocks, exactly at boundaries,
 /// larger than the writer's 1 MiB chunk) leave the same bytes as a plain in-memory model.
 #[test]
@@ -67,16 +82,8 @@ fn appends_of_any_shape_leave_exactly_the_written_bytes_with(min_bytes: usize) {
     } else {
         eprintln!("note: this filesystem refuses O_DIRECT; checked the buffered path only");
     }
-    let mut model = vec![0_u8; usize::try_from(size).unwrap()];
     let lengths = [1, 68, 4_095, 4_096, 4_097, 29_000, 3, (1 << 20) + 123, 2 * BLOCK, 5, 70_001];
-    let mut offset = 0;
-    for (seed, length) in lengths.into_iter().enumerate() {
-        let data = pattern(seed, length);
-        file.write_all_at(offset as u64, &data).unwrap();
-        model[offset..offset + length].copy_from_slice(&data);
-        offset += length;
-        assert_eq!(read_all(&file), model, "after append {seed} ({length} bytes at {})", offset - length);
-    }
+    let model = append_checking_each(&mut file, &lengths);
     file.sync_data().unwrap();
     drop(file);
     let reopened = directory.open("log-00000000000000000001.seg").unwrap();
@@ -193,14 +200,6 @@ fn short_writes_go_through_the_page_cache_and_long_ones_keep_their_bytes() {
     let directory = FsDirectory::open(directory_path.path()).unwrap();
     let mut file = directory.create("log-00000000000000000001.seg").unwrap();
     file.allocate(256 * 1024).unwrap();
-    let mut model = vec![0_u8; 256 * 1024];
     let long = DIRECT_WRITE_MIN_BYTES_DEFAULT + 100;
-    let mut offset = 0;
-    for (seed, length) in [long, 10, 3_000, long, 1, long].into_iter().enumerate() {
-        let data = pattern(seed, length);
-        file.write_all_at(offset as u64, &data).unwrap();
-        model[offset..offset + length].copy_from_slice(&data);
-        offset += length;
-        assert_eq!(read_all(&file), model, "after write {seed} ({length} bytes at {})", offset - length);
-    }
+    append_checking_each(&mut file, &[long, 10, 3_000, long, 1, long]);
 }
