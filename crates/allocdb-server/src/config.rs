@@ -115,6 +115,25 @@ pub struct NetworkConfig {
     pub frame_size_bytes_max: u32,
     /// Largest HTTP request body.
     pub http_body_bytes_max: u32,
+    /// Threads serving connections (both protocols); 0 picks one fewer than the processors
+    /// available, at least one, so the engine thread keeps a processor to itself
+    /// (`docs/operations.md`, "Threads").
+    pub io_threads: u32,
+}
+
+/// Most connection threads a configuration may ask for.
+pub const IO_THREADS_MAX: u32 = 256;
+
+impl NetworkConfig {
+    /// The number of connection threads to start: `io_threads`, or for 0 one fewer than
+    /// `available_processors`, at least one.
+    pub fn io_thread_count(&self, available_processors: usize) -> usize {
+        if self.io_threads == 0 {
+            available_processors.saturating_sub(1).max(1)
+        } else {
+            self.io_threads as usize
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -166,6 +185,7 @@ impl Default for NetworkConfig {
             commit_timeout_ms: 10_000,
             frame_size_bytes_max: 4 << 20,
             http_body_bytes_max: 1 << 20,
+            io_threads: 0,
         }
     }
 }
@@ -277,6 +297,12 @@ impl ServerConfig {
                 return Err(ConfigFileError::Invalid(format!("{name} must be at least 1")));
             }
         }
+        if network.io_threads > IO_THREADS_MAX {
+            return Err(ConfigFileError::Invalid(format!(
+                "network.io_threads = {} exceeds {IO_THREADS_MAX}",
+                network.io_threads
+            )));
+        }
         if network.frame_size_bytes_max > 16 << 20 {
             return Err(ConfigFileError::Invalid(format!(
                 "network.frame_size_bytes_max = {} exceeds the protocol limit {}",
@@ -315,6 +341,22 @@ mod tests {
         assert_eq!(defaults.direct_write_min_bytes, 16 * 1024);
         let error = toml::from_str::<ServerConfig>("[storage]\ndirect_write_min_bytes = -1\n").unwrap_err();
         assert!(error.to_string().contains("direct_write_min_bytes"), "{error}");
+    }
+
+    #[test]
+    fn io_threads_default_leaves_the_engine_a_processor_and_an_explicit_count_is_kept() {
+        let network = ServerConfig::default().network;
+        assert_eq!(network.io_threads, 0);
+        assert_eq!(network.io_thread_count(1), 1);
+        assert_eq!(network.io_thread_count(2), 1);
+        assert_eq!(network.io_thread_count(8), 7);
+        let config: ServerConfig = toml::from_str("[network]\nio_threads = 3\n").unwrap();
+        assert_eq!(config.network.io_thread_count(2), 3);
+        config.validate().unwrap();
+        let mut config = ServerConfig::default();
+        config.network.io_threads = super::IO_THREADS_MAX + 1;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("network.io_threads"), "{message}");
     }
 
     #[test]

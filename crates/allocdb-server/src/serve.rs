@@ -161,7 +161,8 @@ impl Server {
         let mut listeners = JoinSet::new();
         listeners.spawn(serve_binary(binary_listener, Arc::clone(&node), stop.clone()));
         listeners.spawn(serve_connections(http_listener, api.router(), limits, stop.clone()));
-        tracing::info!(http = %http_address, listen = %binary_address, "serving");
+        let io_threads = tokio::runtime::Handle::current().metrics().num_workers();
+        tracing::info!(http = %http_address, listen = %binary_address, io_threads, "serving");
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         api.begin_shutdown();
@@ -230,7 +231,10 @@ pub async fn shutdown_signal() {
 /// # Errors
 /// Startup failures; see [`ServeError`].
 pub fn serve(config: ServerConfig) -> Result<(), ServeError> {
+    let processors = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let io_threads = config.network.io_thread_count(processors);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads)
         .enable_all()
         .thread_name("allocdb-io")
         .build()

@@ -113,3 +113,32 @@ fn bad_command_line_exits_2() {
     let (status, _, stderr) = run_to_exit(&["serve", "--http", "not-an-address"]);
     assert_eq!(status.code(), Some(2), "{stderr:#?}");
 }
+
+/// `[network] io_threads` sets how many connection threads the server's runtime runs: the
+/// `serving` log line reports the runtime's own worker count, and `/proc` shows at least that
+/// many `allocdb-io` threads (the runtime's blocking pool shares the name, so there may be
+/// more).
+#[test]
+fn io_threads_sets_the_connection_thread_count() {
+    for io_threads in [1_u64, 3] {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("allocdb.toml");
+        std::fs::write(&file, format!("[network]\nio_threads = {io_threads}\n")).unwrap();
+        let data_dir = directory.path().join("data");
+        let server = ServerProcess::start(&data_dir, &["--config", file.to_str().unwrap()]);
+        let logged = server
+            .stderr
+            .seen
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|entry| entry["fields"]["message"] == "serving")
+            .expect("the server logged `serving`");
+        assert_eq!(logged["fields"]["io_threads"].as_u64(), Some(io_threads));
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
+        let running = tasks
+            .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+            .filter(|name| name.trim_end() == "allocdb-io")
+            .count() as u64;
+        assert!(running >= io_threads, "io_threads = {io_threads}, but {running} allocdb-io threads run");
+    }
+}
