@@ -185,10 +185,10 @@ const UPDATE_RELEASE: &str = "UPDATE resources SET holder = NULL, lease_id = NUL
                               expires_at = NULL WHERE id = $1 AND lease_id = $2 RETURNING id";
 const RECORD: &str = "UPDATE ops SET ok = $2, lease_id = $3 WHERE op_id = $1";
 
-/// A read: the lease holding the row, if it has not expired.
 /// The ping workload's request: a round trip that reads no table.
 const PING: &str = "SELECT 1::int4";
 
+/// A read: the lease holding the row, if it has not expired.
 const READ: &str = "SELECT lease_id, holder IS NOT NULL AND (expires_at IS NULL OR expires_at >= now()) \
                     FROM resources WHERE id = $1";
 const HELD_COUNT: &str = "SELECT count(*) FROM resources WHERE id >= 0 AND id < $1 \

@@ -122,7 +122,7 @@ pub struct NetworkConfig {
 }
 
 /// Most connection threads a configuration may ask for.
-pub const IO_THREADS_MAX: u32 = 256;
+pub(crate) const IO_THREADS_MAX: u32 = 256;
 
 impl NetworkConfig {
     /// The number of connection threads to start: `io_threads`, or for 0 one fewer than

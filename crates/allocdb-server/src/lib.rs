@@ -21,9 +21,7 @@ mod serve;
 /// directory implements, and the production one.
 pub use allocdb_storage::{FsDirectory, LogDirectory, LogFile, SPARE_SEGMENT_NAME};
 pub use binary::serve_binary;
-pub use config::{
-    ConfigFileError, IO_THREADS_MAX, LimitsConfig, NetworkConfig, ServerConfig, StorageIoConfig,
-};
+pub use config::{ConfigFileError, LimitsConfig, NetworkConfig, ServerConfig, StorageIoConfig};
 pub use data_dir::{DATA_FORMAT_VERSION, DataDir, DataDirError};
 pub use metrics::{DiskFigures, Metrics, scan_data_dir};
 pub use node::{Node, NodeOptions, NodeStatus, StartError};

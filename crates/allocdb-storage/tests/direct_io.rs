@@ -15,7 +15,7 @@ mod common;
 use allocdb_storage::{
     DIRECT_WRITE_MIN_BYTES_DEFAULT, FsDirectory, FsFile, LogDirectory, LogFile, Storage, StorageConfig,
 };
-use common::{append_and_sync, config, record, records, try_recover};
+use common::{append_and_sync, config, frame_size, record, records, try_recover};
 
 const BLOCK: usize = 4_096;
 
@@ -171,25 +171,46 @@ fn snapshot_files_and_a_directory_without_direct_io_write_through_the_page_cache
     assert!(!segment.writes_direct());
 }
 
-/// A log written direct (appends, rollovers, syncs) recovers record for record, whether every
-/// write goes direct or the small ones go through the page cache.
+/// A log written direct recovers record for record, whether every write goes direct or only
+/// groups of the default minimum and more: small groups, one group above the minimum, small
+/// groups again until a rollover, then a reopen and more appends (the reopened segment's
+/// writer knows nothing of its last block and reads it back). The segments are whole blocks,
+/// so the writes really go direct.
 #[test]
 fn a_log_written_direct_recovers_every_record() {
+    let config =
+        StorageConfig { segment_size_bytes: 32 * 1_024, buffer_size_bytes_max: 64 * 1_024, ..config() };
+    let minimum = DIRECT_WRITE_MIN_BYTES_DEFAULT as u64;
     for min_bytes in [0, DIRECT_WRITE_MIN_BYTES_DEFAULT] {
         let directory_path = scratch();
         let path = directory_path.path().join("node");
         let open = || FsDirectory::open(&path).unwrap().with_direct_write_min_bytes(min_bytes);
-        let mut storage = try_recover(open(), config()).unwrap().storage;
-        for batch in 0..8 {
-            append_and_sync(&mut storage, batch * 7 + 1..=batch * 7 + 7);
+        let mut storage = try_recover(open(), config).unwrap().storage;
+        let mut last = 0;
+        for _ in 0..8 {
+            append_and_sync(&mut storage, last + 1..=last + 7);
+            last += 7;
+        }
+        let large = (1..=minimum)
+            .find(|count| (last + 1..=last + count).map(frame_size).sum::<u64>() > minimum)
+            .unwrap();
+        append_and_sync(&mut storage, last + 1..=last + large);
+        last += large;
+        while storage.segment_names().len() < 2 {
+            append_and_sync(&mut storage, last + 1..=last + 7);
+            last += 7;
         }
         drop(storage);
-        let recovered = try_recover(open(), config()).unwrap();
-        assert_eq!(recovered.records, records(1..=56), "min_bytes {min_bytes}");
+        let recovered = try_recover(open(), config).unwrap();
+        assert_eq!(recovered.records, records(1..=last), "min_bytes {min_bytes}");
         let mut storage = recovered.storage;
-        append_and_sync(&mut storage, 57..=60);
+        append_and_sync(&mut storage, last + 1..=last + 4);
         drop(storage);
-        assert_eq!(try_recover(open(), config()).unwrap().records, records(1..=60), "min_bytes {min_bytes}");
+        assert_eq!(
+            try_recover(open(), config).unwrap().records,
+            records(1..=last + 4),
+            "min_bytes {min_bytes}"
+        );
     }
 }
 
@@ -203,7 +224,24 @@ fn short_writes_go_through_the_page_cache_and_long_ones_keep_their_bytes() {
     let mut file = directory.create("log-00000000000000000001.seg").unwrap();
     file.allocate(256 * 1024).unwrap();
     let long = DIRECT_WRITE_MIN_BYTES_DEFAULT + 100;
-    append_checking_each(&mut file, &[long, 10, 3_000, long, 1, long]);
+    let model = append_checking_each(&mut file, &[long, 10, 3_000, long, 1, long]);
+    if !file.writes_direct() {
+        eprintln!("note: this filesystem refuses O_DIRECT; checked the buffered path only");
+        return;
+    }
+    // The path a write took shows in the bytes after it in its block: the page cache keeps
+    // them, a direct write zeroes them. The data ends inside a block, 100 bytes after `mark`.
+    let end = model.iter().rposition(|byte| *byte != 0).unwrap() + 1;
+    let mark = end - 100;
+    assert_ne!(mark % BLOCK, 0, "the test needs the mark inside a block");
+    file.write_all_at(mark as u64, &pattern(8, 10)).unwrap();
+    let bytes = read_all(&file);
+    assert_eq!(bytes[mark + 10..end], model[mark + 10..end], "a short write goes through the page cache");
+    let exactly_minimum = pattern(9, DIRECT_WRITE_MIN_BYTES_DEFAULT);
+    file.write_all_at((mark - DIRECT_WRITE_MIN_BYTES_DEFAULT) as u64, &exactly_minimum).unwrap();
+    let bytes = read_all(&file);
+    assert_eq!(bytes[mark - DIRECT_WRITE_MIN_BYTES_DEFAULT..mark], exactly_minimum[..]);
+    assert!(bytes[mark..end].iter().all(|byte| *byte == 0), "a write of exactly the minimum goes direct");
 }
 
 /// The engine's pipeline on a real disk, every write direct: while one group's pending sync
