@@ -296,7 +296,9 @@ pub fn scan_data_dir(path: &Path) -> DiskFigures {
         if name == allocdb_storage::SPARE_SEGMENT_NAME
             || name.strip_prefix("log-").and_then(|rest| rest.strip_suffix(".seg")).is_some()
         {
-            figures.wal_bytes += entry.metadata().map_or(0, |metadata| metadata.len());
+            // Not `entry.metadata()`: reading a live segment's times makes its next write
+            // change the inode (`allocdb_storage::file_size_bytes`).
+            figures.wal_bytes += allocdb_storage::file_size_bytes(&entry.path()).unwrap_or(0);
         } else if let Some(digits) =
             name.strip_prefix("snapshot-").and_then(|rest| rest.strip_suffix(".snap"))
             && let Ok(lsn) = digits.parse::<u64>()

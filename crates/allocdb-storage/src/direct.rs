@@ -13,8 +13,13 @@
 //! copy: with every write direct, uncontended work ran 7–9 % slower than with every write
 //! buffered (alternating runs of 32 clients, 2026-12-05). So writes shorter than the
 //! writer's `min_bytes` ([`DIRECT_WRITE_MIN_BYTES_DEFAULT`], set per directory) go through the
-//! page cache, and the writer forgets its last block, which such a write may change; the next
-//! direct write reads the block's head back.
+//! page cache, **in the same whole blocks** a direct write would carry (the block's head from
+//! the writer's copy, zeros after the data). A write of part of a page that is not in the page
+//! cache makes the kernel read that page from the device first, on the writing thread; a log
+//! mixing direct and page-cache writes, or written into a spare that was filled direct, would
+//! otherwise pay that read for most small groups (1,100–1,400 reads per second on the engine
+//! thread in the batched and uncontended benchmarks of 2026-12-05). A whole-page write needs no
+//! read, and the writer keeps its copy of the last block either way.
 //!
 //! Direct I/O needs the file offset, the length and the memory address aligned to the logical
 //! block; [`BLOCK_SIZE_BYTES`] (4 KiB) covers every common device. A write at `offset` of
@@ -26,7 +31,8 @@
 //!   block writer adds to the [`crate::LogFile`] contract, and it holds for every caller in
 //!   this crate: the log is written at its end, where the file holds zeros.
 //!
-//! Invariants: the scratch buffer is allocated once, on the first write, and never grows
+//! Invariants: both paths write the same bytes (whole blocks), so which one a write took never
+//! shows in the file. The scratch buffer is allocated once, on the first write, and never grows
 //! (`CHUNK_SIZE_BYTES` plus one block of alignment slack); larger writes go in chunks. A write
 //! never pads past the file's size, because it would change the size: such a write (a file
 //! whose size is not a multiple of the block) is refused with [`DirectRefusal::Unaligned`]
@@ -62,7 +68,18 @@ pub(crate) enum DirectRefusal {
     Failed(io::Error),
 }
 
-/// The direct-write side of one log file handle.
+/// How a block-aligned buffer reaches the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// `pwrite` on the `O_DIRECT` handle: the device writes it before the call returns.
+    Direct,
+    /// `pwrite` on the ordinary handle: copied into whole page-cache pages, written back by the
+    /// next sync.
+    PageCache,
+}
+
+/// The block writer of one log file handle: direct for long writes, through the page cache for
+/// short ones, whole blocks either way.
 #[derive(Debug)]
 pub(crate) struct DirectWriter {
     file: File,
@@ -97,9 +114,10 @@ impl DirectWriter {
         self.last_block_start = None;
     }
 
-    /// Writes `data` at `offset` in whole blocks; `buffered` is the same file opened without
-    /// `O_DIRECT`, read from when the first block's leading bytes are not known; `size_bytes`
-    /// is the file's current size.
+    /// Writes `data` at `offset` in whole blocks, direct unless it is shorter than the writer's
+    /// minimum (then through `buffered`, the same file opened without `O_DIRECT`, which is also
+    /// read from when the first block's leading bytes are not known); `size_bytes` is the
+    /// file's current size.
     pub(crate) fn write_all_at(
         &mut self,
         buffered: &File,
@@ -114,10 +132,11 @@ impl DirectWriter {
         if self.scratch.is_empty() {
             self.scratch = vec![0; CHUNK_SIZE_BYTES + BLOCK_SIZE_BYTES];
         }
+        let route = if self.takes(data.len()) { Route::Direct } else { Route::PageCache };
         let mut position = offset;
         let mut rest = data;
         while !rest.is_empty() {
-            let written = self.write_chunk(buffered, position, rest)?;
+            let written = self.write_chunk(buffered, route, position, rest)?;
             position += written as u64;
             rest = &rest[written..];
         }
@@ -126,7 +145,13 @@ impl DirectWriter {
 
     /// Writes the blocks from `position` rounded down, with as much of `data` as one chunk
     /// holds; returns how many bytes of `data` went in.
-    fn write_chunk(&mut self, buffered: &File, position: u64, data: &[u8]) -> Result<usize, DirectRefusal> {
+    fn write_chunk(
+        &mut self,
+        buffered: &File,
+        route: Route,
+        position: u64,
+        data: &[u8],
+    ) -> Result<usize, DirectRefusal> {
         let start = position / BLOCK * BLOCK;
         let head = usize::try_from(position - start).unwrap_or(0);
         let taken = data.len().min(CHUNK_SIZE_BYTES - head);
@@ -145,9 +170,16 @@ impl DirectWriter {
         buffer[head + taken..].fill(0);
         // Until the write succeeds, the block's content in the file is unknown.
         self.last_block_start = None;
-        match self.file.write_all_at(buffer, start) {
+        let written = match route {
+            Route::Direct => self.file.write_all_at(buffer, start),
+            Route::PageCache => buffered.write_all_at(buffer, start),
+        };
+        match written {
             Ok(()) => {}
-            Err(error) if error.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+            Err(error)
+                if route == Route::Direct
+                    && error.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+            {
                 return Err(DirectRefusal::NotSupported);
             }
             Err(error) => return Err(DirectRefusal::Failed(error)),

@@ -11,21 +11,59 @@
 //! Log files (segments and the spare) are written with `O_DIRECT` in whole 4 KiB blocks
 //! (`crate::direct`) unless direct I/O is switched off or the filesystem refuses it (tmpfs
 //! refuses the `open`, a device with larger blocks the first write); then, and for a write
-//! whose padding would pass the file's size, they go through the page cache as before; so do
-//! writes shorter than the directory's `direct_write_min_bytes` (16 KiB unless set).
+//! whose padding would pass the file's size, they go through the page cache as before. Writes
+//! shorter than the directory's `direct_write_min_bytes` (16 KiB unless set) go through the
+//! page cache too, but in the same whole blocks, so the kernel never reads a partly written
+//! page back from the device.
 //! Reads, syncs and size changes always use the ordinary handle.
+//!
+//! **Sizes without timestamps.** A file's size is read with `statx` asking for the size alone
+//! ([`file_size_bytes`]), never with `fstat`/`metadata()`. Since Linux 6.13, ext4 (and other
+//! filesystems with multigrain timestamps) remember that a file's change time was read, and the
+//! next write then stamps it with a fine-grained time, so the inode changes on every write. On
+//! the benchmark machine's ext4 (no journal) each `fdatasync` then also wrote the inode block,
+//! a second device write to wait for: the direct writer reads the size before every write, and
+//! with `metadata()` there `ext4_write_inode` sat under most group commits (2026-12-05,
+//! `perf record` of the sync thread, batched benchmark).
 //!
 //! Invariant: every name passed in is a single path component; anything else is rejected
 //! with `InvalidInput` so a bad name can never reach outside the directory.
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::direct::{DIRECT_WRITE_MIN_BYTES_DEFAULT, DirectRefusal, DirectWriter};
 use crate::io::{LogDirectory, LogFile};
 use crate::names::is_log_file;
+
+/// The size of the file at `path`, read without reading its timestamps (module documentation,
+/// "Sizes without timestamps"); a relative `path` is taken from the working directory.
+///
+/// # Errors
+/// Any error of `statx`, such as a missing file.
+pub fn file_size_bytes(path: &Path) -> io::Result<u64> {
+    size_at(rustix::fs::CWD, path, rustix::fs::AtFlags::empty())
+}
+
+/// The size of an open file, read without reading its timestamps.
+fn open_file_size_bytes(file: &File) -> io::Result<u64> {
+    size_at(file, "", rustix::fs::AtFlags::EMPTY_PATH)
+}
+
+fn size_at<Fd: AsFd, P: rustix::path::Arg>(
+    directory: Fd,
+    path: P,
+    flags: rustix::fs::AtFlags,
+) -> io::Result<u64> {
+    let status = rustix::fs::statx(directory, path, flags, rustix::fs::StatxFlags::SIZE)?;
+    if !rustix::fs::StatxFlags::from_bits_retain(status.stx_mask).contains(rustix::fs::StatxFlags::SIZE) {
+        return Err(io::Error::other("statx did not report the file size"));
+    }
+    Ok(status.stx_size)
+}
 
 /// A [`LogDirectory`] backed by a real directory on disk.
 #[derive(Debug)]
@@ -161,7 +199,7 @@ impl FsFile {
 
 impl LogFile for FsFile {
     fn size_bytes(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
+        open_file_size_bytes(&self.file)
     }
 
     fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
@@ -170,18 +208,14 @@ impl LogFile for FsFile {
 
     fn write_all_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if let Some(direct) = &mut self.direct {
-            if direct.takes(data.len()) {
-                let size_bytes = self.file.metadata()?.len();
-                match direct.write_all_at(&self.file, size_bytes, offset, data) {
-                    Ok(()) => return Ok(()),
-                    Err(DirectRefusal::Failed(error)) => return Err(error),
-                    Err(DirectRefusal::Unaligned) => direct.forget_last_block(),
-                    Err(DirectRefusal::NotSupported) => self.direct = None,
-                }
-            } else {
-                // A small group: the page cache is cheaper than a device write on the engine
-                // thread (`direct.rs`, "Small writes"); the write may change the last block.
-                direct.forget_last_block();
+            // Long writes go direct, short ones through the page cache, both in whole blocks
+            // (`direct.rs`, "Small writes").
+            let size_bytes = open_file_size_bytes(&self.file)?;
+            match direct.write_all_at(&self.file, size_bytes, offset, data) {
+                Ok(()) => return Ok(()),
+                Err(DirectRefusal::Failed(error)) => return Err(error),
+                Err(DirectRefusal::Unaligned) => direct.forget_last_block(),
+                Err(DirectRefusal::NotSupported) => self.direct = None,
             }
         }
         FileExt::write_all_at(&self.file, data, offset)
@@ -214,5 +248,26 @@ impl LogFile for FsFile {
     fn duplicate(&self) -> io::Result<FsFile> {
         let direct = self.direct.as_ref().map(DirectWriter::duplicate).transpose()?;
         Ok(FsFile { file: self.file.try_clone()?, direct })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test")]
+
+    use super::*;
+
+    #[test]
+    fn file_size_bytes_reads_sizes_of_files_and_open_files_and_fails_for_a_missing_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("sized");
+        let file = File::create(&path).unwrap();
+        file.set_len(12_345).unwrap();
+        assert_eq!(file_size_bytes(&path).unwrap(), 12_345);
+        assert_eq!(open_file_size_bytes(&file).unwrap(), 12_345);
+        file.set_len(7).unwrap();
+        assert_eq!(open_file_size_bytes(&file).unwrap(), 7);
+        let missing = file_size_bytes(&directory.path().join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -69,7 +69,7 @@ pub use frame::{
     FRAME_HEADER_SIZE_BYTES, FRAME_MAGIC, FRAME_VERSION, LogRecord, Lsn, PAYLOAD_SIZE_BYTES_LIMIT,
     RecordKind, Slot, decode_frame, encode_frame, frame_size_bytes,
 };
-pub use fs::{FsDirectory, FsFile};
+pub use fs::{FsDirectory, FsFile, file_size_bytes};
 pub use io::{LogDirectory, LogFile};
 pub use recovery::{
     REPLAY_PROGRESS_STEP_BYTES, Recovery, RecoveryReport, RecoveryStart, RejectedSnapshot, ReplayProgress,

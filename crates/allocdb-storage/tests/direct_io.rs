@@ -214,34 +214,90 @@ fn a_log_written_direct_recovers_every_record() {
     }
 }
 
-/// With the default minimum, a short write goes through the page cache and the direct writer
-/// forgets its copy of the last block; the next long write, direct again, reads that block
-/// back and so keeps the short write's bytes.
+/// Bytes this thread has made the kernel read from the device so far (`/proc/thread-self/io`);
+/// `None` where the kernel does not count them.
+fn device_bytes_read_by_this_thread() -> Option<u64> {
+    let counters = std::fs::read_to_string("/proc/thread-self/io").ok()?;
+    counters.lines().find_map(|line| line.strip_prefix("read_bytes: ")).and_then(|value| value.parse().ok())
+}
+
+/// Whether reading back the byte at `offset` makes the kernel read from the device, that is,
+/// whether its page was not in the page cache (afterwards it is); `None` where reads are not
+/// counted.
+fn reading_back_needs_the_device(file: &FsFile, offset: usize) -> Option<bool> {
+    let before = device_bytes_read_by_this_thread()?;
+    let mut byte = [0_u8; 1];
+    file.read_exact_at(offset as u64, &mut byte).unwrap();
+    Some(device_bytes_read_by_this_thread()? > before)
+}
+
+/// Writes shorter than the minimum go through the page cache and longer ones go direct, and
+/// both write the same bytes: whole blocks, zeros after the data. The route shows in the page
+/// cache: a direct write leaves its pages out of it (reading them back needs the device), a
+/// page-cache write leaves them in.
 #[test]
-fn short_writes_go_through_the_page_cache_and_long_ones_keep_their_bytes() {
+fn short_writes_go_through_the_page_cache_and_long_ones_go_direct_with_the_same_bytes() {
     let directory_path = scratch();
     let directory = FsDirectory::open(directory_path.path()).unwrap();
     let mut file = directory.create("log-00000000000000000001.seg").unwrap();
     file.allocate(256 * 1024).unwrap();
     let long = DIRECT_WRITE_MIN_BYTES_DEFAULT + 100;
-    let model = append_checking_each(&mut file, &[long, 10, 3_000, long, 1, long]);
-    if !file.writes_direct() {
-        eprintln!("note: this filesystem refuses O_DIRECT; checked the buffered path only");
+    let mut model = append_checking_each(&mut file, &[long, 10, 3_000, long, 1, long]);
+    if !file.writes_direct() || device_bytes_read_by_this_thread().is_none() {
+        eprintln!("note: no O_DIRECT or no read counters here; checked the bytes only");
         return;
     }
-    // The path a write took shows in the bytes after it in its block: the page cache keeps
-    // them, a direct write zeroes them. The data ends inside a block, 100 bytes after `mark`.
+    // The data ends inside a block, 100 bytes after `mark`, which is 50 bytes or more into
+    // its block.
     let end = model.iter().rposition(|byte| *byte != 0).unwrap() + 1;
     let mark = end - 100;
-    assert_ne!(mark % BLOCK, 0, "the test needs the mark inside a block");
-    file.write_all_at(mark as u64, &pattern(8, 10)).unwrap();
-    let bytes = read_all(&file);
-    assert_eq!(bytes[mark + 10..end], model[mark + 10..end], "a short write goes through the page cache");
+    assert!(mark % BLOCK >= 50, "the test needs the mark well inside a block");
+
     let exactly_minimum = pattern(9, DIRECT_WRITE_MIN_BYTES_DEFAULT);
-    file.write_all_at((mark - DIRECT_WRITE_MIN_BYTES_DEFAULT) as u64, &exactly_minimum).unwrap();
+    let direct_at = mark - DIRECT_WRITE_MIN_BYTES_DEFAULT;
+    file.write_all_at(direct_at as u64, &exactly_minimum).unwrap();
+    assert_eq!(reading_back_needs_the_device(&file, mark - 1), Some(true), "the minimum goes direct");
+    model[direct_at..mark].copy_from_slice(&exactly_minimum);
+    model[mark..mark.div_ceil(BLOCK) * BLOCK].fill(0);
+    assert_eq!(read_all(&file), model, "a direct write zeroes the rest of its last block");
+
+    // Inside the direct write's last block: the page-cache write carries the whole block,
+    // so the 40 bytes after it, which held data, are zeros too.
+    let short = pattern(8, 10);
+    file.write_all_at((mark - 50) as u64, &short).unwrap();
+    assert_eq!(reading_back_needs_the_device(&file, mark - 1), Some(false), "a short write is cached");
+    model[mark - 50..mark - 40].copy_from_slice(&short);
+    model[mark - 40..mark].fill(0);
+    assert_eq!(read_all(&file), model, "a page-cache write carries the same whole block");
+}
+
+/// A short write that continues the data in a block the page cache does not hold (its last
+/// write went direct) writes the whole block from the writer's copy: the kernel reads nothing
+/// from the device on the writing thread, which a write of part of the page would make it do.
+#[test]
+fn a_short_write_after_a_direct_one_reads_nothing_from_the_device() {
+    let directory_path = scratch();
+    let directory = FsDirectory::open(directory_path.path()).unwrap();
+    let mut file = directory.create("log-00000000000000000001.seg").unwrap();
+    file.allocate(256 * 1024).unwrap();
+    let long = pattern(1, DIRECT_WRITE_MIN_BYTES_DEFAULT + 1_000);
+    file.write_all_at(0, &long).unwrap();
+    let Some(before) = device_bytes_read_by_this_thread().filter(|_| file.writes_direct()) else {
+        eprintln!("note: no O_DIRECT or no read counters here; nothing to check");
+        return;
+    };
+    let mut offset = long.len();
+    for seed in 2..6 {
+        let short = pattern(seed, 700);
+        file.write_all_at(offset as u64, &short).unwrap();
+        offset += short.len();
+    }
+    assert_eq!(device_bytes_read_by_this_thread(), Some(before), "short writes read from the device");
     let bytes = read_all(&file);
-    assert_eq!(bytes[mark - DIRECT_WRITE_MIN_BYTES_DEFAULT..mark], exactly_minimum[..]);
-    assert!(bytes[mark..end].iter().all(|byte| *byte == 0), "a write of exactly the minimum goes direct");
+    assert_eq!(bytes[..long.len()], long[..]);
+    assert_eq!(bytes[long.len()..long.len() + 700], pattern(2, 700)[..]);
+    assert_eq!(bytes[offset - 700..offset], pattern(5, 700)[..]);
+    assert!(bytes[offset..].iter().all(|byte| *byte == 0));
 }
 
 /// The engine's pipeline on a real disk, every write direct: while one group's pending sync
