@@ -160,7 +160,16 @@ impl LogDirectory for FsDirectory {
     fn create(&self, name: &str) -> io::Result<FsFile> {
         let path = self.file_path(name)?;
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
-        Ok(FsFile { file, direct: self.direct_writer(name, &path)? })
+        match self.direct_writer(name, &path) {
+            Ok(direct) => Ok(FsFile { file, direct }),
+            Err(error) => {
+                // The create failed as a whole, so it leaves no file behind: a retry would
+                // otherwise find the name taken, and a restart an empty file it never wrote.
+                drop(file);
+                let _ = std::fs::remove_file(&path);
+                Err(error)
+            }
+        }
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
