@@ -201,28 +201,42 @@ async fn stop_node(node: Arc<Node>) {
     }
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// Starts listening for SIGTERM and SIGINT (Ctrl-C) at once, and returns a future that
+/// completes on the first of them. Call it before anything that takes time: until a process
+/// listens, the default action of SIGTERM kills it, so a supervisor that stops the server
+/// right after it reported `serving` (or while it recovers) would see it die by the signal
+/// instead of stopping cleanly. Must be called within a tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        let interrupt = async {
+            match interrupt {
+                Ok(mut interrupt) => {
+                    interrupt.recv().await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGINT");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+        };
+        let terminate = async {
+            match terminate {
+                Ok(mut terminate) => {
+                    terminate.recv().await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
             }
+        };
+        tokio::select! {
+            () = interrupt => tracing::info!("SIGINT received"),
+            () = terminate => tracing::info!("SIGTERM received"),
         }
-    };
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
     }
 }
 
@@ -240,8 +254,11 @@ pub fn serve(config: ServerConfig) -> Result<(), ServeError> {
         .build()
         .map_err(ServeError::Runtime)?;
     runtime.block_on(async move {
+        // Listening starts before recovery and binding, so a stop requested at any point
+        // after this is a clean one (`shutdown_signal`).
+        let shutdown = shutdown_signal();
         let server = Server::bind(config).await?;
-        server.run(shutdown_signal()).await;
+        server.run(shutdown).await;
         Ok(())
     })
 }

@@ -1,5 +1,5 @@
 //! The real binary keeps every acknowledged write across SIGKILL, and stops cleanly on
-//! SIGTERM.
+//! SIGTERM, also when the signal comes before it serves.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
 
@@ -61,4 +61,34 @@ fn sigterm_stops_cleanly_with_exit_code_zero() {
     // The directory is unlocked and the write is there.
     let restarted = ServerProcess::start(directory.path(), &[]);
     assert_eq!(restarted.get("/v1/resources/1").status, 200);
+}
+
+/// A SIGTERM that arrives while the node is still starting (it holds the data directory's
+/// lock and recovers) is not the default action's kill: the server finishes starting, then
+/// stops cleanly with exit code 0. (A supervisor that stops a server right after starting it
+/// used to see it die by the signal, since the handler was installed only once it served.)
+#[test]
+fn sigterm_while_starting_stops_cleanly_with_exit_code_zero() {
+    let directory = tempfile::tempdir().unwrap();
+    let (mut child, mut stderr) = support::spawn_server(directory.path());
+    let deadline = std::time::Instant::now() + support::PROCESS_DEADLINE;
+    // The lock is taken at the start of recovery, which takes a while (tables are allocated),
+    // so "serving" is still ahead when the signal goes out; checked below.
+    while !directory.path().join("LOCK").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the server exited early: {:#?}", stderr.seen);
+        assert!(std::time::Instant::now() < deadline, "the server never took its lock");
+        std::thread::yield_now();
+    }
+    let early = stderr.drain_available();
+    assert!(
+        !early.iter().any(|line| line.contains("\"serving\"")),
+        "the test needs the signal to arrive before the server serves: {early:#?}"
+    );
+    let sent = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    stderr.read_to_end(deadline);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "exit {status}; stderr: {:#?}", stderr.seen);
+    assert!(stderr.seen.iter().any(|line| line.contains("SIGTERM received")), "{:#?}", stderr.seen);
+    assert!(stderr.seen.iter().any(|line| line.contains("\"stopped\"")), "{:#?}", stderr.seen);
 }

@@ -61,10 +61,34 @@ impl StderrLines {
         }
     }
 
+    /// The lines written so far and not yet read, without waiting.
+    pub fn drain_available(&mut self) -> Vec<String> {
+        let fresh: Vec<String> = self.lines.try_iter().collect();
+        self.seen.extend(fresh.iter().cloned());
+        fresh
+    }
+
     /// Reads until stderr closes (the process exited); panics at the deadline.
     pub fn read_to_end(&mut self, deadline: Instant) {
         while self.next_line(deadline).is_some() {}
     }
+}
+
+/// Starts `allocdb serve` on `data_dir` and returns at once, before it recovers or serves,
+/// with its stderr.
+pub fn spawn_server(data_dir: &Path) -> (Child, StderrLines) {
+    let mut child = binary()
+        .args(["serve", "--log-format", "json", "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the allocdb binary starts");
+    let stderr = StderrLines::new(&mut child);
+    (child, stderr)
 }
 
 /// A running `allocdb serve`. Dropping it kills the process (SIGKILL).
