@@ -211,31 +211,23 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
     let interrupt = signal(SignalKind::interrupt());
     let terminate = signal(SignalKind::terminate());
     async move {
-        let interrupt = async {
-            match interrupt {
-                Ok(mut interrupt) => {
-                    interrupt.recv().await;
-                }
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for SIGINT");
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        let terminate = async {
-            match terminate {
-                Ok(mut terminate) => {
-                    terminate.recv().await;
-                }
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for SIGTERM");
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
         tokio::select! {
-            () = interrupt => tracing::info!("SIGINT received"),
-            () = terminate => tracing::info!("SIGTERM received"),
+            () = received(interrupt, "SIGINT") => tracing::info!("SIGINT received"),
+            () = received(terminate, "SIGTERM") => tracing::info!("SIGTERM received"),
+        }
+    }
+}
+
+/// Completes when the signal behind `listener` arrives; a listener that could not be set up
+/// is logged and never completes (the other signal still stops the server).
+async fn received(listener: std::io::Result<tokio::signal::unix::Signal>, name: &str) {
+    match listener {
+        Ok(mut listener) => {
+            listener.recv().await;
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for {name}");
+            std::future::pending::<()>().await;
         }
     }
 }

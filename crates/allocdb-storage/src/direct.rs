@@ -105,7 +105,7 @@ impl DirectWriter {
     }
 
     /// Whether a write of `length` bytes should go direct rather than through the page cache.
-    pub(crate) fn takes(&self, length: usize) -> bool {
+    fn takes(&self, length: usize) -> bool {
         length >= self.min_bytes
     }
 

@@ -33,6 +33,16 @@ fn filesystem_takes_direct_writes(path: &std::path::Path) -> bool {
     opened.is_ok()
 }
 
+/// A fresh 256 KiB log segment in a directory with the default direct-write minimum; keep the
+/// directory alive while the file is used.
+fn default_segment() -> (tempfile::TempDir, FsFile) {
+    let directory_path = scratch();
+    let directory = FsDirectory::open(directory_path.path()).unwrap();
+    let mut file = directory.create("log-00000000000000000001.seg").unwrap();
+    file.allocate(256 * 1024).unwrap();
+    (directory_path, file)
+}
+
 /// A directory whose log files take every write direct, however short.
 fn every_write_direct(path: &std::path::Path) -> FsDirectory {
     FsDirectory::open(path).unwrap().with_direct_write_min_bytes(0)
@@ -237,10 +247,7 @@ fn reading_back_needs_the_device(file: &FsFile, offset: usize) -> Option<bool> {
 /// page-cache write leaves them in.
 #[test]
 fn short_writes_go_through_the_page_cache_and_long_ones_go_direct_with_the_same_bytes() {
-    let directory_path = scratch();
-    let directory = FsDirectory::open(directory_path.path()).unwrap();
-    let mut file = directory.create("log-00000000000000000001.seg").unwrap();
-    file.allocate(256 * 1024).unwrap();
+    let (_directory_path, mut file) = default_segment();
     let long = DIRECT_WRITE_MIN_BYTES_DEFAULT + 100;
     let mut model = append_checking_each(&mut file, &[long, 10, 3_000, long, 1, long]);
     if !file.writes_direct() || device_bytes_read_by_this_thread().is_none() {
@@ -276,10 +283,7 @@ fn short_writes_go_through_the_page_cache_and_long_ones_go_direct_with_the_same_
 /// from the device on the writing thread, which a write of part of the page would make it do.
 #[test]
 fn a_short_write_after_a_direct_one_reads_nothing_from_the_device() {
-    let directory_path = scratch();
-    let directory = FsDirectory::open(directory_path.path()).unwrap();
-    let mut file = directory.create("log-00000000000000000001.seg").unwrap();
-    file.allocate(256 * 1024).unwrap();
+    let (_directory_path, mut file) = default_segment();
     let long = pattern(1, DIRECT_WRITE_MIN_BYTES_DEFAULT + 1_000);
     file.write_all_at(0, &long).unwrap();
     let Some(before) = device_bytes_read_by_this_thread().filter(|_| file.writes_direct()) else {

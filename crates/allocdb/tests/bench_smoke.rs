@@ -1,8 +1,9 @@
 //! `allocdb bench run` against AllocDB, every workload (and the ping baseline) for about a
 //! second: the bench starts its own server from this binary, drives it, checks correctness,
-//! and prints a table row and a JSON line. The figures are not asserted (this is a smoke test, CI machines vary); what is
-//! asserted is that each workload completes work, counts zero violations, and reports the
-//! server-side figures it promises (fsyncs, commands per fsync, CPU, RSS).
+//! and prints a table row and a JSON line. The figures are not asserted (this is a smoke test,
+//! CI machines vary); what is asserted is that each workload completes work, counts zero
+//! violations, and reports the server-side figures it promises (fsyncs, commands per fsync,
+//! CPU, RSS).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "integration test")]
 

@@ -70,7 +70,7 @@ fn sigterm_stops_cleanly_with_exit_code_zero() {
 #[test]
 fn sigterm_while_starting_stops_cleanly_with_exit_code_zero() {
     let directory = tempfile::tempdir().unwrap();
-    let (mut child, mut stderr) = support::spawn_server(directory.path());
+    let (mut child, mut stderr) = support::spawn_server(directory.path(), &[]);
     let deadline = std::time::Instant::now() + support::PROCESS_DEADLINE;
     // The lock is taken at the start of recovery, which takes a while (tables are allocated),
     // so "serving" is still ahead when the signal goes out; checked below.

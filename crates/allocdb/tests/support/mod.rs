@@ -74,13 +74,14 @@ impl StderrLines {
     }
 }
 
-/// Starts `allocdb serve` on `data_dir` and returns at once, before it recovers or serves,
-/// with its stderr.
-pub fn spawn_server(data_dir: &Path) -> (Child, StderrLines) {
+/// Starts `allocdb serve` on `data_dir` with `extra` arguments and returns at once, before it
+/// recovers or serves, with its stderr.
+pub fn spawn_server(data_dir: &Path, extra: &[&str]) -> (Child, StderrLines) {
     let mut child = binary()
         .args(["serve", "--log-format", "json", "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir)
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -105,18 +106,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `allocdb serve` on `data_dir` with `extra` arguments and waits until it is ready.
     pub fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
-        let mut child = binary()
-            .args(["serve", "--log-format", "json", "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the allocdb binary starts");
-        let mut stderr = StderrLines::new(&mut child);
+        let (mut child, mut stderr) = spawn_server(data_dir, extra);
         let deadline = Instant::now() + PROCESS_DEADLINE;
         let (http, listen) = loop {
             let Some(line) = stderr.next_line(deadline) else {
